@@ -1,0 +1,21 @@
+"""User-facing error types.
+
+Entry scripts catch :class:`PaddleTagError` and print its message without a traceback: these
+are mistakes in a config, a data file or a path that the user can fix, not bugs.
+"""
+
+
+class PaddleTagError(Exception):
+    """Base class of every error caused by user input (config, data, paths)."""
+
+
+class ConfigError(PaddleTagError):
+    """A config file or ``-o`` override is invalid (unknown key, wrong type, bad value)."""
+
+
+class DataError(PaddleTagError):
+    """A data file is missing or malformed; the message names the file and line."""
+
+
+class ModelLoadError(PaddleTagError):
+    """A model or checkpoint cannot be loaded (missing directory, offline, label mismatch)."""
