@@ -1,0 +1,179 @@
+"""Load a config: YAML file (with ``_base_`` includes) + ``-o Section.key=value`` overrides → :class:`Config`.
+
+Values from files and overrides are parsed with ``yaml.safe_load`` only (never ``eval``), then
+checked against the schema's type hints. Unknown keys and wrong types raise :class:`ConfigError`
+with the key, the expected type and a "did you mean" suggestion.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Literal, Union
+
+import yaml
+
+from paddle_tag.config.schema import Config
+from paddle_tag.errors import ConfigError
+from paddle_tag.utils.io import atomic_write_text
+
+BASE_KEY = "_base_"
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Build a validated :class:`Config` from an optional YAML file and ``Key.sub=value`` overrides."""
+    raw: dict[str, Any] = read_yaml(Path(path)) if path else {}
+    for item in overrides:
+        dotted, value = parse_override(item)
+        set_dotted(raw, dotted, value)
+    return config_from_dict(raw)
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config, merging the files named in its ``_base_`` (a path or a list of paths) first."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"config includes itself through _base_: {chain}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+    bases = data.pop(BASE_KEY, [])
+    merged: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        deep_merge(merged, read_yaml(path.parent / base, (*_seen, path)))
+    return deep_merge(merged, data)
+
+
+def deep_merge(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``source`` into ``target`` in place; nested mappings merge, other values replace."""
+    for key, value in source.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            deep_merge(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``Section.key=value`` and parse the value as a YAML scalar."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like Section.key=value")
+    dotted, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return dotted.strip(), value
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw[Section][key] = value`` for ``dotted = "Section.key"`` (validated later)."""
+    parts = dotted.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override key {dotted!r} must be Section.key, e.g. Optimizer.lr")
+    section, key = parts
+    node = raw.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ConfigError(f"{section} must be a mapping of keys, got {node!r}")
+    node[key] = value
+
+
+def all_keys() -> list[str]:
+    """Every valid ``Section.key`` of the schema, in definition order."""
+    return [f"{s.name}.{f.name}" for s in dataclasses.fields(Config) for f in dataclasses.fields(s.default_factory)]
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if not close:  # case slips ("global.seed") are common and beat the ratio cut-off
+        close = [c for c in candidates if c.lower() == name.lower()]
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a nested mapping against the schema and build the :class:`Config`."""
+    sections = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+    built = {}
+    for name, value in raw.items():
+        if name not in sections:
+            raise ConfigError(f"unknown section {name!r}{_suggest(name, list(sections))}; "
+                              f"valid sections: {', '.join(sections)}")
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"section {name} must be a mapping of keys, got {value!r}")
+    for name, cls in sections.items():
+        values = raw.get(name) or {}
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"unknown key {name}.{key}{_suggest(f'{name}.{key}', all_keys())}")
+            kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
+        built[name] = cls(**kwargs)
+    return Config(**built)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is Union:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` checked (and safely widened: int→float, number→str) against type ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        for option in typing.get_args(tp):
+            try:
+                return coerce(value, option, key)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        hint = _suggest(str(value), [str(c) for c in choices])
+        raise ConfigError(f"{key}: {value!r} is not allowed; expected {_type_name(tp)}{hint}")
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain nested dicts (for YAML/JSON output)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically (temp file + rename)."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), allow_unicode=True, sort_keys=False))

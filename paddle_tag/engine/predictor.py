@@ -1,0 +1,39 @@
+"""Turn texts into tags with a loaded checkpoint."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from paddle_tag.data.dataset import TaggingDataset
+from paddle_tag.data.tokenizer import encode_texts
+from paddle_tag.engine.checkpoint import Checkpoint
+from paddle_tag.engine.evaluator import predict_scores
+from paddle_tag.errors import DataError
+
+
+def scores_to_tags(scores: np.ndarray, labels: Sequence[str], task: str, thresholds) -> list[list[str]]:
+    """Multi-class: the arg-max tag. Multi-label: every tag whose score clears its threshold."""
+    if task == "multi_class":
+        return [[labels[int(i)]] for i in scores.argmax(axis=1)]
+    hits = scores >= np.asarray(thresholds)[None, :]
+    return [[labels[j] for j in np.flatnonzero(row)] for row in hits]
+
+
+def predict_texts(checkpoint: Checkpoint, texts: Sequence[str], batch_size: int = 64,
+                  top_k: int = 5) -> list[dict]:
+    """``[{"text", "tags", "scores"}]`` per text; ``scores`` holds the ``top_k`` highest tag scores."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"text {i + 1}: empty text")
+    data_cfg = checkpoint.config.Data
+    encoded = encode_texts(checkpoint.tokenizer, texts, data_cfg.max_seq_len, data_cfg.on_long_text)
+    dataset = TaggingDataset(encoded.input_ids, None, checkpoint.tokenizer.pad_token_id)
+    scores = predict_scores(checkpoint.model, dataset, checkpoint.task, batch_size)
+    names = checkpoint.labels.names
+    tags = scores_to_tags(scores, names, checkpoint.task, checkpoint.thresholds)
+    results = []
+    for text, row, row_tags in zip(texts, scores, tags):
+        top = np.argsort(-row)[:top_k]
+        results.append({"text": text, "tags": row_tags, "scores": {names[j]: round(float(row[j]), 4) for j in top}})
+    return results

@@ -1,0 +1,45 @@
+"""The tagger: a text encoder, a pooling step and a linear classification head.
+
+``forward_features`` gives the pooled embedding (used later by contrastive pretraining and tag
+discovery); ``forward_head`` maps it to logits; ``forward`` chains both.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+
+POOLINGS = ("cls", "mean")
+
+
+class Tagger(nn.Layer):
+    """Encoder + pooling + dropout + linear head. Inputs: ``input_ids`` ``(B, T)`` int64 padded with ``pad_id``."""
+
+    def __init__(self, encoder: nn.Layer, num_labels: int, pad_id: int, pooling: str = "cls",
+                 head_dropout: float = 0.1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if num_labels < 2:
+            raise ValueError(f"a tagger needs at least 2 labels, got {num_labels}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.pad_id = pad_id
+        self.num_labels = num_labels
+        self.dropout = nn.Dropout(head_dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward_features(self, input_ids: paddle.Tensor) -> paddle.Tensor:
+        """Pooled embedding ``(B, H)``."""
+        mask = (input_ids != self.pad_id).astype("float32")  # (B, T)
+        sequence, _ = self.encoder(input_ids, attention_mask=mask)
+        if self.pooling == "cls":
+            return sequence[:, 0]
+        summed = (sequence * mask.unsqueeze(-1)).sum(axis=1)
+        return summed / mask.sum(axis=1, keepdim=True).clip(min=1.0)
+
+    def forward_head(self, features: paddle.Tensor) -> paddle.Tensor:
+        """Logits ``(B, C)`` from pooled features ``(B, H)``."""
+        return self.classifier(self.dropout(features))
+
+    def forward(self, input_ids: paddle.Tensor) -> paddle.Tensor:
+        return self.forward_head(self.forward_features(input_ids))

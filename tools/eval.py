@@ -1,0 +1,47 @@
+"""Evaluate a checkpoint: ``python tools/eval.py -o Global.checkpoint=<dir> [-c cfg] [-o Data.eval_path=...]``.
+
+Without ``-c`` the checkpoint's own config is used; thresholds are the checkpoint's (tuned at training).
+"""
+from __future__ import annotations
+
+import json
+
+from paddle_tag.config import load_config
+from paddle_tag.engine.builder import load_dataset
+from paddle_tag.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from paddle_tag.engine.evaluator import evaluate
+from paddle_tag.errors import ConfigError
+from paddle_tag.metrics import format_report
+from paddle_tag.utils.cli import config_parser, run_cli
+from paddle_tag.utils.io import atomic_write_json
+
+
+def main(argv=None) -> int:
+    parser = config_parser(__doc__, config_required=False)
+    parser.add_argument("--output", help="also write the metrics as JSON to this file")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.override)
+    if not config.Global.checkpoint:
+        raise ConfigError("tools/eval.py needs -o Global.checkpoint=<checkpoint directory>")
+    ckpt_dir = resolve_checkpoint(config.Global.checkpoint)
+    if not args.config:  # the checkpoint's resolved config, with the command line on top
+        config = load_config(ckpt_dir / "config.yaml", args.override)
+    ckpt = load_checkpoint(ckpt_dir)
+    path = config.Data.eval_path
+    if not path:
+        raise ConfigError("no data to evaluate: set -o Data.eval_path=<file>")
+    if config.Data.task != ckpt.task:
+        raise ConfigError(f"Data.task={config.Data.task} but the checkpoint was trained for {ckpt.task}")
+    dataset = load_dataset(path, ckpt.config, ckpt.tokenizer, ckpt.labels, "eval")
+    metrics, _ = evaluate(ckpt.model, dataset, ckpt.task, ckpt.labels, thresholds=ckpt.thresholds,
+                          batch_size=config.Data.eval_batch_size, progress=config.Global.progress)
+    print(format_report(metrics["per_class"]))
+    flat = {k: v for k, v in metrics.items() if k != "per_class"}
+    print(json.dumps({"checkpoint": str(ckpt_dir), "data": path, **flat}, ensure_ascii=False))
+    if args.output:
+        atomic_write_json(args.output, {"checkpoint": str(ckpt_dir), "data": path, **metrics})
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
