@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import DATA, read_jsonl, write_subset
+
 from paddle_tag.data.sources import SUBDIRS, prepare
 
 

@@ -19,7 +19,12 @@ from tqdm.auto import tqdm
 from paddle_tag.config import Config, save_config
 from paddle_tag.data.dataset import TaggingDataset, epoch_order, iterate
 from paddle_tag.data.labels import LabelSet
-from paddle_tag.engine.checkpoint import load_checkpoint, resolve_checkpoint, restore_training, save_checkpoint
+from paddle_tag.engine.checkpoint import (
+    load_checkpoint,
+    resolve_checkpoint,
+    restore_training,
+    save_checkpoint,
+)
 from paddle_tag.engine.evaluator import evaluate
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves

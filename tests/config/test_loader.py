@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from paddle_tag.config.loader import all_keys, config_to_dict, load_config, parse_override, save_config
+from paddle_tag.config.loader import (
+    all_keys,
+    config_to_dict,
+    load_config,
+    parse_override,
+    save_config,
+)
 from paddle_tag.config.schema import Config
 from paddle_tag.errors import ConfigError
 

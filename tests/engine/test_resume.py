@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
-
 from helpers import REPO, tiny_overrides
+from safetensors.numpy import load_file
 
 CONFIG = str(REPO / "configs/text/thucnews_ernie_small.yaml")
 

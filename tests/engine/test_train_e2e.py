@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-
 from helpers import REPO, read_jsonl, tiny_overrides
+
 from paddle_tag.config import load_config
 from paddle_tag.engine.builder import build_trainer
 from paddle_tag.engine.checkpoint import load_checkpoint

@@ -1,12 +1,17 @@
 """Tests for paddle_tag.metrics.multilabel and compute_metrics(task="multi_label")."""
 
 import json
-from pathlib import Path
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+)
 
 from paddle_tag.metrics import (
     DEFAULT_GRID,

@@ -11,7 +11,11 @@ from paddle_tag.config.schema import ModelConfig
 from paddle_tag.data.tokenizer import load_tokenizer, pad_batch
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models import Tagger, build_model, load_tagger, save_tagger
-from paddle_tag.models.serialization import MODEL_CONFIG_FILE, WEIGHTS_FILE, load_weights
+from paddle_tag.models.serialization import (
+    MODEL_CONFIG_FILE,
+    WEIGHTS_FILE,
+    load_weights,
+)
 
 # 2 layers, hidden 32 (the conftest TINY_MODEL sizes, copied: conftest is not importable here).
 TINY = dict(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, max_position=64)

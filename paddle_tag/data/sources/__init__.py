@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from paddle_tag.errors import DataError
 from paddle_tag.data.sources.poetry import prepare_poetry
 from paddle_tag.data.sources.thucnews import prepare_thucnews
 from paddle_tag.data.sources.vocab import prepare_vocab
+from paddle_tag.errors import DataError
 
 PREPARERS: dict[str, Callable[..., dict[str, Any]]] = {
     "thucnews": prepare_thucnews,

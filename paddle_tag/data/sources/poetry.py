@@ -19,11 +19,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.errors import ConfigError, DataError
 from paddle_tag.data.sources.registry import (
-    SPLITS, Artifact, fetch, is_up_to_date, sha256_file, stratified_split, write_jsonl,
+    SPLITS,
+    Artifact,
+    fetch,
+    is_up_to_date,
+    sha256_file,
+    stratified_split,
     write_provenance,
 )
+from paddle_tag.errors import ConfigError, DataError
+from paddle_tag.utils.io import write_jsonl
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.errors import DataError
 from paddle_tag.data.sources.registry import (
-    Artifact, atomic_write_bytes, fetch, is_up_to_date, write_provenance,
+    Artifact,
+    fetch,
+    is_up_to_date,
+    write_provenance,
 )
+from paddle_tag.errors import DataError
+from paddle_tag.utils.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
