@@ -6,12 +6,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from helpers import REPO, read_jsonl, tiny_overrides
 
 from paddle_tag.config import load_config
 from paddle_tag.engine.builder import build_trainer
 from paddle_tag.engine.checkpoint import load_checkpoint
 from paddle_tag.engine.predictor import predict_texts
+from paddle_tag.errors import ModelLoadError
 from paddle_tag.metrics import DEFAULT_GRID
 
 CONFIG = str(REPO / "configs/text/thucnews_ernie_small.yaml")
@@ -88,3 +90,15 @@ def test_max_steps_stops_early_and_resume_true_without_checkpoint_starts_fresh(t
     result = build_trainer(config).fit()
     assert result["steps"] == 7
     assert json.loads((out / "last/trainer_state.json").read_text())["global_step"] == 7
+
+
+def test_resume_refuses_a_checkpoint_with_another_label_set(thucnews_small, vocab_file, tmp_path):
+    out = tmp_path / "labels_changed"
+    first = load_config(CONFIG, tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=3,
+                                               Data__test_path="null"))
+    build_trainer(first).fit()
+    (out / "last/labels.json").write_text('["体育", "财经"]', encoding="utf-8")
+    again = load_config(CONFIG, tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=6,
+                                               Global__resume="true", Data__test_path="null"))
+    with pytest.raises(ModelLoadError, match="label set differs"):
+        build_trainer(again).fit()

@@ -1,0 +1,31 @@
+"""The whole pinned stack imports together (pip check cannot see the numpy/pyarrow/paddlenlp clash)."""
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pins() -> dict[str, str]:
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    out = {}
+    for line in parser["options"]["install_requires"].strip().splitlines():
+        if "==" in line:
+            name, version = line.strip().split("==")
+            out[name] = version
+    return out
+
+
+def test_stack_imports_in_a_fresh_interpreter_at_the_pinned_versions():
+    code = ("import importlib.metadata as m, json, paddle, paddlenlp, pyarrow, numpy, datasets, huggingface_hub;"
+            "from paddlenlp.transformers import ErnieModel, ErnieTokenizer;"
+            "print(json.dumps({n: m.version(n) for n in %r}))" % sorted(pins()))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    installed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert installed == pins()
