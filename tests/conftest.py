@@ -42,3 +42,18 @@ def poetry_small(real_data, tmp_path_factory) -> dict[str, Path]:
     dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dev_rows), encoding="utf-8")
     return {"train": train, "dev": dev}
 
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(thucnews_small, vocab_file, tmp_path_factory) -> Path:
+    """A briefly trained tiny multi-class checkpoint on real titles (for eval / predict tests)."""
+    from helpers import REPO, tiny_overrides
+    from paddle_tag.config import load_config
+    from paddle_tag.engine.builder import build_trainer
+
+    out = tmp_path_factory.mktemp("tiny_ckpt")
+    config = load_config(REPO / "configs/text/thucnews_ernie_small.yaml",
+                         tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=10,
+                                        Data__test_path="null"))
+    build_trainer(config).fit()
+    return out / "best"
