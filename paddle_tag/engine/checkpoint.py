@@ -26,6 +26,7 @@ from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.tokenizer import load_tokenizer, save_tokenizer
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models import Tagger, load_tagger, save_tagger
+from paddle_tag.models.serialization import load_weights
 from paddle_tag.utils.io import atomic_write_json, read_json
 
 TRAINER_STATE = "trainer_state.json"
@@ -105,36 +106,60 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
 
 
 def optimizer_state(optimizer: paddle.optimizer.Optimizer, model: paddle.nn.Layer) -> tuple[dict, dict]:
-    """Split optimizer state into tensors keyed by structured parameter names, and JSON-able extras."""
-    to_structured = {p.name: name for name, p in model.named_parameters()}
+    """Optimizer state as (tensors for safetensors, JSON-able extras), keyed by structured parameter names.
+
+    Paddle keys accumulators by generated parameter names (``linear_3.w_0_moment1_0``) that depend on build
+    order; structured names (``classifier.weight|moment1_0``) survive any rebuild. Nested tensor dicts
+    (``master_weights`` under AMP O2) are flattened as ``master_weights/<name>``.
+    """
+    return flatten_optimizer_state(optimizer.state_dict(), {p.name: n for n, p in model.named_parameters()})
+
+
+def flatten_optimizer_state(state: dict, to_structured: dict[str, str]) -> tuple[dict, dict]:
+    """See :func:`optimizer_state`; ``to_structured`` maps Paddle parameter names to structured names."""
+    def rename(key: str) -> str:
+        if key in to_structured:
+            return f"{to_structured[key]}|"
+        param = max((p for p in to_structured if key.startswith(p + "_")), key=len, default=None)
+        if param is None:
+            raise RuntimeError(f"optimizer state {key!r} belongs to no model parameter")
+        return f"{to_structured[param]}|{key[len(param) + 1:]}"
+
     tensors, extra = {}, {}
-    for key, value in optimizer.state_dict().items():
+    for key, value in state.items():
         if isinstance(value, paddle.Tensor):
-            param = max((p for p in to_structured if key.startswith(p + "_")), key=len, default=None)
-            if param is None:
-                raise RuntimeError(f"optimizer state {key!r} belongs to no model parameter")
-            tensors[f"{to_structured[param]}|{key[len(param) + 1:]}"] = np.ascontiguousarray(value.numpy())
+            tensors[rename(key)] = np.ascontiguousarray(value.numpy())
+        elif isinstance(value, dict) and any(isinstance(v, paddle.Tensor) for v in value.values()):
+            for sub, tensor in value.items():
+                tensors[f"{key}/{rename(sub)}"] = np.ascontiguousarray(tensor.numpy())
         else:
             extra[key] = value
     return tensors, extra
 
 
+def unflatten_optimizer_state(tensors: dict[str, np.ndarray], extra: dict, to_paddle: dict[str, str]) -> dict:
+    """Inverse of :func:`flatten_optimizer_state`; ``to_paddle`` maps structured names to Paddle names."""
+    state: dict[str, Any] = dict(extra)
+    for key, value in tensors.items():
+        group, _, key = key.rpartition("/")
+        structured, suffix = key.split("|", 1)
+        name = to_paddle[structured] + (f"_{suffix}" if suffix else "")
+        target = state.setdefault(group, {}) if group else state
+        target[name] = paddle.to_tensor(value)
+    return state
+
+
 def restore_training(directory: str | os.PathLike, model: Tagger,
                      optimizer: paddle.optimizer.Optimizer) -> dict:
     """Load weights and optimizer state from a training checkpoint; return its trainer state."""
-    from paddle_tag.models.serialization import load_weights
-
     directory = resolve_checkpoint(directory)
     if not (directory / TRAINER_STATE).is_file():
         raise ModelLoadError(f"{directory} has no {TRAINER_STATE}: it is not a training checkpoint to resume from")
     load_weights(model, directory / "model.safetensors")
     state = read_json(directory / TRAINER_STATE)
     to_paddle = {name: p.name for name, p in model.named_parameters()}
-    restored: dict[str, Any] = dict(state.pop("optimizer_extra", {}))
-    for key, value in load_file(str(directory / OPTIMIZER_FILE)).items():
-        structured, suffix = key.split("|", 1)
-        restored[f"{to_paddle[structured]}_{suffix}"] = paddle.to_tensor(value)
-    optimizer.set_state_dict(restored)
+    tensors = load_file(str(directory / OPTIMIZER_FILE))
+    optimizer.set_state_dict(unflatten_optimizer_state(tensors, state.pop("optimizer_extra", {}), to_paddle))
     return state
 
 

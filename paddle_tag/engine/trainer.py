@@ -62,6 +62,10 @@ class Trainer:
         total = config.Global.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.Global.max_steps) if config.Global.max_steps > 0 else total
         self.optimizer, self.scheduler = build_optimizer(config.Optimizer, model, self.total_steps)
+        if runtime.amp_level == "O2":  # low-precision parameters, fp32 master weights in the optimizer
+            model, self.optimizer = paddle.amp.decorate(models=model, optimizers=self.optimizer, level="O2",
+                                                        dtype=runtime.amp_dtype, master_weight=True)
+            self.model = model
         self.scaler = runtime.grad_scaler()
         self.parallel_model = paddle.DataParallel(model) if runtime.world_size > 1 else model
         self.thresholds: Optional[np.ndarray] = None

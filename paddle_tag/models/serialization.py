@@ -19,7 +19,10 @@ MODEL_CONFIG_FILE = "model_config.json"
 
 
 def state_to_numpy(layer: paddle.nn.Layer) -> dict[str, np.ndarray]:
-    return {name: np.ascontiguousarray(t.numpy()) for name, t in layer.state_dict().items()}
+    """Weights as float32 numpy arrays (AMP O2 keeps fp16/bf16 parameters; checkpoints stay fp32)."""
+    low = (paddle.float16, paddle.bfloat16)
+    return {name: np.ascontiguousarray((t.astype("float32") if t.dtype in low else t).numpy())
+            for name, t in layer.state_dict().items()}
 
 
 def save_tagger(tagger: Tagger, encoder_name: str, directory: str | os.PathLike) -> None:

@@ -90,3 +90,25 @@ def test_missing_checkpoint_and_label_mismatch_are_clear_errors(parts, tmp_path)
     (tmp_path / "ckpt/labels.json").write_text('["a", "b"]', encoding="utf-8")
     with pytest.raises(ModelLoadError, match="labels.json has 2 labels, the model 3"):
         load_checkpoint(tmp_path / "ckpt")
+
+
+def test_optimizer_state_survives_renamed_parameters_and_nested_master_weights():
+    from paddle_tag.engine.checkpoint import flatten_optimizer_state, unflatten_optimizer_state
+
+    moment = paddle.to_tensor([[1.0, 2.0]])
+    master = paddle.to_tensor([0.5, 0.25])
+    state = {"linear_3.w_0_moment1_0": moment, "linear_3.w_0_beta1_pow_acc_0": paddle.to_tensor([0.9]),
+             "linear_31.b_0_moment1_0": paddle.to_tensor([3.0]),
+             "master_weights": {"linear_3.w_0": master}, "LR_Scheduler": {"last_epoch": 7, "last_lr": 1e-4}}
+    tensors, extra = flatten_optimizer_state(state, {"linear_3.w_0": "classifier.weight",
+                                                     "linear_31.b_0": "encoder.bias"})
+    assert set(tensors) == {"classifier.weight|moment1_0", "classifier.weight|beta1_pow_acc_0",
+                            "encoder.bias|moment1_0", "master_weights/classifier.weight|"}
+    assert extra == {"LR_Scheduler": {"last_epoch": 7, "last_lr": 1e-4}}
+    # a rebuild in another process may number its layers differently
+    restored = unflatten_optimizer_state(tensors, extra, {"classifier.weight": "linear_0.w_0",
+                                                          "encoder.bias": "linear_9.b_0"})
+    np.testing.assert_array_equal(restored["linear_0.w_0_moment1_0"].numpy(), moment.numpy())
+    np.testing.assert_array_equal(restored["linear_9.b_0_moment1_0"].numpy(), [3.0])
+    np.testing.assert_array_equal(restored["master_weights"]["linear_0.w_0"].numpy(), master.numpy())
+    assert restored["LR_Scheduler"]["last_epoch"] == 7
