@@ -1,0 +1,300 @@
+"""Load and validate an export directory (``manifest.json`` and the files it lists) at start-up.
+
+The directory contract (written by ``tools/export_model.py``)::
+
+    model.onnx  model_fp16.onnx  model_int8.onnx   input "input_ids" int64 [batch, sequence],
+                                                   output "logits" float32 [batch, num_labels]
+    tokenizer.json  labels.json  manifest.json
+
+Everything that can be checked without running the model is checked here (format version, task,
+labels, thresholds, every listed file's presence and sha256); :func:`check_session` then checks the
+ONNX Runtime session's inputs and outputs against the manifest. Every failure raises
+:class:`ManifestError` naming the file and the reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from deploy import DeployError
+
+MANIFEST = "manifest.json"
+LABELS_FILE = "labels.json"
+SUPPORTED_FORMAT_VERSIONS = (1,)
+TASK_ACTIVATION = {"multi_class": "softmax", "multi_label": "sigmoid"}
+PRECISIONS = ("fp32", "fp16", "int8")
+#: ONNX Runtime type strings accepted for the logits output (fp16 exports may keep fp16 outputs).
+LOGITS_TYPES = ("tensor(float)", "tensor(float16)")
+
+
+class ManifestError(DeployError):
+    """The export directory does not match its manifest (or the manifest is malformed)."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One declared model input or output."""
+
+    name: str
+    dtype: str
+    shape: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated export directory. Paths are absolute; ``models`` maps precision → model file."""
+
+    root: Path
+    format_version: int
+    task: str
+    labels: tuple[str, ...]
+    thresholds: tuple[float, ...] | None
+    activation: str
+    max_seq_len: int
+    pad_id: int
+    input: TensorSpec
+    output: TensorSpec
+    tokenizer_file: Path
+    models: dict[str, Path]
+    files: dict[str, str]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def num_labels(self) -> int:
+        """How many labels (the logits width)."""
+        return len(self.labels)
+
+    def model_file(self, precision: str) -> Path:
+        """The model file for ``precision``; :class:`ManifestError` if the export has none."""
+        if precision not in self.models:
+            have = ", ".join(sorted(self.models)) or "none"
+            raise ManifestError(f"{self.root / MANIFEST}: no {precision} model in this export "
+                                f"(models: {have})")
+        return self.models[precision]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in doc:
+        raise ManifestError(f"{where}: missing key {key!r}")
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ManifestError(f"{where}: {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def _safe_path(root: Path, name: Any, where: str) -> Path:
+    """``root / name`` for a plain relative file name that stays inside ``root``."""
+    if not isinstance(name, str) or not name:
+        raise ManifestError(f"{where}: file name must be a non-empty string, got {name!r}")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in name:
+        raise ManifestError(f"{where}: file name {name!r} must be relative to the export directory")
+    return root / pure
+
+
+def _tensor_spec(doc: Mapping[str, Any], key: str, where: str) -> TensorSpec:
+    specs = _require(doc, key, list, where)
+    if len(specs) != 1 or not isinstance(specs[0], dict):
+        raise ManifestError(f"{where}: {key!r} must list exactly one tensor, got {specs!r}")
+    spec = specs[0]
+    name = _require(spec, "name", str, f"{where} {key}[0]")
+    dtype = _require(spec, "dtype", str, f"{where} {key}[0]")
+    shape = _require(spec, "shape", list, f"{where} {key}[0]")
+    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: invalid JSON: {exc}") from None
+
+
+def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True) -> Manifest:
+    """Read ``<model_dir>/manifest.json`` and validate the directory against it.
+
+    Checks: supported ``format_version``; task/activation pair; labels (non-empty, unique strings)
+    equal to ``labels.json``; thresholds (multi-label: one finite value in [0, 1] per label);
+    ``max_seq_len``/``pad_id``; one input and one output whose width is ``len(labels)``; the tokenizer
+    and every model file are listed in ``files``; every listed file exists and (``verify_hashes``)
+    its sha256 matches.
+    """
+    root = Path(model_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise ManifestError(f"{root}: export directory not found")
+    path = root / MANIFEST
+    doc = _read_json(path)
+    where = str(path)
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{where}: must be a JSON object")
+
+    version = _require(doc, "format_version", int, where)
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise ManifestError(f"{where}: format_version {version} is not supported by this deploy "
+                            f"package (supported: {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})")
+    task = _require(doc, "task", str, where)
+    if task not in TASK_ACTIVATION:
+        raise ManifestError(f"{where}: task must be one of {sorted(TASK_ACTIVATION)}, got {task!r}")
+    activation = _require(doc, "activation", str, where)
+    if activation != TASK_ACTIVATION[task]:
+        raise ManifestError(f"{where}: task {task} needs activation {TASK_ACTIVATION[task]!r}, "
+                            f"got {activation!r}")
+
+    labels = _require(doc, "labels", list, where)
+    if not labels or not all(isinstance(x, str) and x for x in labels):
+        raise ManifestError(f"{where}: 'labels' must be a non-empty list of non-empty strings")
+    if len(set(labels)) != len(labels):
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        raise ManifestError(f"{where}: duplicate labels {dupes}")
+
+    thresholds = _thresholds(doc, task, labels, where)
+    max_seq_len = _require(doc, "max_seq_len", int, where)
+    if max_seq_len < 2:
+        raise ManifestError(f"{where}: max_seq_len must be >= 2, got {max_seq_len}")
+    pad_id = _require(doc, "pad_id", int, where)
+    if pad_id < 0:
+        raise ManifestError(f"{where}: pad_id must be >= 0, got {pad_id}")
+
+    input_spec = _tensor_spec(doc, "inputs", where)
+    output_spec = _tensor_spec(doc, "outputs", where)
+    if input_spec.dtype != "int64" or len(input_spec.shape) != 2:
+        raise ManifestError(f"{where}: input {input_spec.name!r} must be int64 [batch, sequence], "
+                            f"got {input_spec.dtype} {list(input_spec.shape)}")
+    if len(output_spec.shape) != 2 or output_spec.shape[1] != len(labels):
+        raise ManifestError(f"{where}: output {output_spec.name!r} must be [batch, {len(labels)}] "
+                            f"(one column per label), got {list(output_spec.shape)}")
+
+    files = _require(doc, "files", dict, where)
+    for name, digest in files.items():
+        _safe_path(root, name, f"{where} files")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ManifestError(f"{where}: files[{name!r}] must be a hex sha256, got {digest!r}")
+    if MANIFEST in files:
+        raise ManifestError(f"{where}: 'files' must not list {MANIFEST} itself")
+
+    tokenizer = _require(doc, "tokenizer", dict, where)
+    tokenizer_name = _require(tokenizer, "file", str, f"{where} tokenizer")
+    models_doc = _require(doc, "models", dict, where)
+    if not models_doc:
+        raise ManifestError(f"{where}: 'models' is empty")
+    models: dict[str, Path] = {}
+    for precision, entry in models_doc.items():
+        if precision not in PRECISIONS:
+            raise ManifestError(f"{where}: unknown model precision {precision!r} "
+                                f"(known: {', '.join(PRECISIONS)})")
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: models[{precision!r}] must be an object with 'file'")
+        models[precision] = _safe_path(root, _require(entry, "file", str, f"{where} models.{precision}"),
+                                       f"{where} models.{precision}")
+    for name in [tokenizer_name, LABELS_FILE] + [str(p.relative_to(root)) for p in models.values()]:
+        if name not in files:
+            raise ManifestError(f"{where}: {name} is not listed in 'files' (so it cannot be verified)")
+
+    for name, digest in sorted(files.items()):
+        file_path = _safe_path(root, name, where)
+        if not file_path.is_file():
+            raise ManifestError(f"{file_path}: listed in {MANIFEST} but missing")
+        if verify_hashes:
+            actual = sha256_file(file_path)
+            if actual != digest.lower():
+                raise ManifestError(f"{file_path}: sha256 mismatch (manifest {digest}, file {actual}); "
+                                    "the file was changed or corrupted after export")
+
+    file_labels = _read_json(root / LABELS_FILE)
+    if file_labels != labels:
+        raise ManifestError(f"{root / LABELS_FILE}: labels differ from {MANIFEST} "
+                            f"({len(file_labels) if isinstance(file_labels, list) else '?'} vs "
+                            f"{len(labels)} labels; first difference: {_first_diff(file_labels, labels)})")
+
+    return Manifest(root=root, format_version=version, task=task, labels=tuple(labels),
+                    thresholds=thresholds, activation=activation, max_seq_len=max_seq_len,
+                    pad_id=pad_id, input=input_spec, output=output_spec,
+                    tokenizer_file=_safe_path(root, tokenizer_name, where), models=models,
+                    files=dict(files), raw=doc)
+
+
+def _thresholds(doc: Mapping[str, Any], task: str, labels: Sequence[str],
+                where: str) -> tuple[float, ...] | None:
+    raw = doc.get("thresholds")
+    if task == "multi_class":
+        return None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: a multi_label export needs 'thresholds' {{label: value}} "
+                            f"for every label, got {raw!r}")
+    if set(raw) != set(labels):
+        missing = [x for x in labels if x not in raw]
+        extra = sorted(set(raw) - set(labels))
+        raise ManifestError(f"{where}: threshold keys differ from labels (missing {missing}, "
+                            f"unknown {extra})")
+    values = []
+    for label in labels:
+        value = raw[label]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not 0.0 <= value <= 1.0:
+            raise ManifestError(f"{where}: threshold for {label!r} must be a number in [0, 1], "
+                                f"got {value!r}")
+        values.append(float(value))
+    return tuple(values)
+
+
+def _first_diff(a: Any, b: Sequence[str]) -> str:
+    if not isinstance(a, list):
+        return f"{LABELS_FILE} is not a list"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"index {i}: {x!r} vs {y!r}"
+    return f"lengths {len(a)} vs {len(b)}"
+
+
+def check_session(manifest: Manifest, session: Any, model_path: Path) -> None:
+    """Check an ``onnxruntime.InferenceSession`` against the manifest: names, dtypes, logits width.
+
+    A symbolic (dynamic) logits width passes here; :class:`deploy.predictor.Predictor` checks the
+    width of a real output at start-up as well.
+    """
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    if names != [manifest.input.name]:
+        raise ManifestError(f"{model_path}: the model takes inputs {names}, the manifest declares "
+                            f"[{manifest.input.name!r}]")
+    if inputs[0].type != "tensor(int64)":
+        raise ManifestError(f"{model_path}: input {names[0]!r} is {inputs[0].type}, expected tensor(int64)")
+    if len(inputs[0].shape) != 2:
+        raise ManifestError(f"{model_path}: input {names[0]!r} has shape {inputs[0].shape}, "
+                            "expected [batch, sequence]")
+    outputs = {o.name: o for o in session.get_outputs()}
+    out = outputs.get(manifest.output.name)
+    if out is None:
+        raise ManifestError(f"{model_path}: no output named {manifest.output.name!r} "
+                            f"(outputs: {sorted(outputs)})")
+    if out.type not in LOGITS_TYPES:
+        raise ManifestError(f"{model_path}: output {out.name!r} is {out.type}, expected tensor(float)")
+    if len(out.shape) != 2:
+        raise ManifestError(f"{model_path}: output {out.name!r} has shape {out.shape}, "
+                            "expected [batch, num_labels]")
+    width = out.shape[1]
+    if isinstance(width, int) and width != manifest.num_labels:
+        raise ManifestError(f"{model_path}: output {out.name!r} has {width} columns but the export has "
+                            f"{manifest.num_labels} labels")

