@@ -19,3 +19,15 @@ class DataError(PaddleTagError):
 
 class ModelLoadError(PaddleTagError):
     """A model or checkpoint cannot be loaded (missing directory, offline, label mismatch)."""
+
+
+class ExportError(PaddleTagError):
+    """A checkpoint cannot be exported (conversion failed, an exported file is missing or was changed)."""
+
+
+class ParityError(ExportError):
+    """The exported FP32 model does not reproduce the Paddle model; the message carries the figures."""
+
+
+class ManifestError(ExportError):
+    """An export directory does not match its ``manifest.json`` (missing / changed file, bad key, labels)."""

@@ -23,6 +23,9 @@ def pins() -> dict[str, str]:
 def test_stack_imports_in_a_fresh_interpreter_at_the_pinned_versions():
     code = ("import importlib.metadata as m, json, paddle, paddlenlp, pyarrow, numpy, datasets, huggingface_hub;"
             "from paddlenlp.transformers import ErnieModel, ErnieTokenizer;"
+            "import onnx, onnxruntime, paddle2onnx, tokenizers;"
+            "from onnxruntime.quantization import quantize_dynamic;"
+            "from onnxconverter_common import float16;"
             "print(json.dumps({n: m.version(n) for n in %r}))" % sorted(pins()))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

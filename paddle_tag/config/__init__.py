@@ -3,6 +3,7 @@ from paddle_tag.config.loader import all_keys, config_to_dict, load_config, save
 from paddle_tag.config.schema import (
                                       Config,
                                       DataConfig,
+                                      ExportConfig,
                                       GlobalConfig,
                                       LossConfig,
                                       MetricConfig,
@@ -10,5 +11,5 @@ from paddle_tag.config.schema import (
                                       OptimizerConfig,
 )
 
-__all__ = ["Config", "DataConfig", "GlobalConfig", "LossConfig", "MetricConfig", "ModelConfig", "OptimizerConfig",
-           "all_keys", "config_to_dict", "load_config", "save_config"]
+__all__ = ["Config", "DataConfig", "ExportConfig", "GlobalConfig", "LossConfig", "MetricConfig", "ModelConfig",
+           "OptimizerConfig", "all_keys", "config_to_dict", "load_config", "save_config"]

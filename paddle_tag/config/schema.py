@@ -93,6 +93,18 @@ class MetricConfig:
 
 
 @dataclass
+class ExportConfig:
+    """ONNX export (``tools/export_model.py``): what is written, and how it is checked against Paddle."""
+
+    output_dir: str = "output/export"
+    opset: int = 13  # ONNX opset handed to paddle2onnx
+    variants: str = "fp32,fp16,int8"  # comma list of fp32 (required), fp16, int8
+    parity_samples: int = 256  # real samples from Data.eval_path run through Paddle and ONNX Runtime
+    fp32_atol: float = 1e-4  # largest |logit difference| FP32 ONNX may show; above it the export is refused
+    max_seq_len: Optional[int] = None  # tokenizer truncation length; null = Data.max_seq_len
+
+
+@dataclass
 class Config:
     """A whole run's configuration; the YAML sections map one-to-one onto these fields."""
 
@@ -102,3 +114,4 @@ class Config:
     Loss: LossConfig = field(default_factory=LossConfig)
     Optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     Metric: MetricConfig = field(default_factory=MetricConfig)
+    Export: ExportConfig = field(default_factory=ExportConfig)

@@ -6,13 +6,13 @@ file or data: ``model.safetensors`` + ``model_config.json``, ``tokenizer/``, ``l
 ``optimizer.safetensors`` + ``trainer_state.json`` (step, epoch, position in the epoch, LR schedule,
 best metric, history) so a killed run resumes exactly.
 
-Atomicity: everything is written into a hidden sibling folder, then swapped in with two renames;
-if a crash falls between them, :func:`resolve_checkpoint` finds the previous checkpoint in ``.<name>.old``.
+Atomicity (:func:`paddle_tag.utils.io.replace_directory`): everything is written into a hidden sibling
+folder, then swapped in with two renames; if a crash falls between them, :func:`resolve_checkpoint`
+finds the previous checkpoint in ``.<name>.old``.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -27,7 +27,7 @@ from paddle_tag.data.tokenizer import load_tokenizer, save_tokenizer
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models import Tagger, load_tagger, save_tagger
 from paddle_tag.models.serialization import load_weights
-from paddle_tag.utils.io import atomic_write_json, read_json
+from paddle_tag.utils.io import atomic_write_json, previous_copy, read_json, replace_directory
 
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -55,28 +55,19 @@ def save_checkpoint(directory: str | os.PathLike, *, model: Tagger, tokenizer, l
                     trainer_state: Optional[dict] = None) -> Path:
     """Write a complete checkpoint to ``directory``, replacing any previous one atomically."""
     directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp")
-    old = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_tagger(model, config.Model.name, tmp)
-    save_tokenizer(tokenizer, tmp / "tokenizer")
-    labels.save(tmp / "labels.json")
-    per_label = None if thresholds is None else {n: float(t) for n, t in zip(labels.names, thresholds)}
-    atomic_write_json(tmp / "thresholds.json", {"task": config.Data.task, "thresholds": per_label})
-    save_config(config, tmp / "config.yaml")
-    if metrics is not None:
-        atomic_write_json(tmp / "metrics.json", metrics)
-    if optimizer is not None:
-        tensors, extra = optimizer_state(optimizer, model)
-        save_file(tensors, str(tmp / OPTIMIZER_FILE))
-        atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
-    _fsync_dir(tmp)
-    if directory.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with replace_directory(directory) as tmp:
+        save_tagger(model, config.Model.name, tmp)
+        save_tokenizer(tokenizer, tmp / "tokenizer")
+        labels.save(tmp / "labels.json")
+        per_label = None if thresholds is None else {n: float(t) for n, t in zip(labels.names, thresholds)}
+        atomic_write_json(tmp / "thresholds.json", {"task": config.Data.task, "thresholds": per_label})
+        save_config(config, tmp / "config.yaml")
+        if metrics is not None:
+            atomic_write_json(tmp / "metrics.json", metrics)
+        if optimizer is not None:
+            tensors, extra = optimizer_state(optimizer, model)
+            save_file(tensors, str(tmp / OPTIMIZER_FILE))
+            atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
     return directory
 
 
@@ -85,7 +76,7 @@ def resolve_checkpoint(directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     if directory.is_dir():
         return directory
-    old = directory.with_name(f".{directory.name}.old")
+    old = previous_copy(directory)
     if old.is_dir():
         return old
     raise ModelLoadError(f"checkpoint not found: {directory}")
@@ -161,10 +152,3 @@ def restore_training(directory: str | os.PathLike, model: Tagger,
     tensors = load_file(str(directory / OPTIMIZER_FILE))
     optimizer.set_state_dict(unflatten_optimizer_state(tensors, state.pop("optimizer_extra", {}), to_paddle))
     return state
-
-
-def _fsync_dir(directory: Path) -> None:
-    for path in [*directory.rglob("*"), directory]:
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())

@@ -1,10 +1,13 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic writes: a reader sees the old file (or directory) or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -42,3 +45,65 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -
 def read_json(path: str | os.PathLike) -> Any:
     """Read a UTF-8 JSON file."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def previous_copy(directory: str | os.PathLike) -> Path:
+    """Where :func:`replace_directory` parks the previous ``directory`` between its two renames."""
+    directory = Path(directory)
+    return directory.with_name(f".{directory.name}.old")
+
+
+@contextmanager
+def replace_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Build a whole directory, then swap it in for ``directory`` atomically.
+
+    Yields a hidden sibling ``.<name>.tmp`` to fill. When the block ends normally every file in it is
+    fsync'd and it replaces ``directory`` with two renames (the previous copy waits in ``.<name>.old``
+    in between, see :func:`previous_copy`); when the block raises, the temp folder is removed and the
+    previous ``directory`` is left as it was.
+    """
+    directory = Path(directory)
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    old = previous_copy(directory)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_tree(tmp)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    fsync_tree(directory.parent, recursive=False)
+
+
+def fsync_tree(directory: str | os.PathLike, recursive: bool = True) -> None:
+    """fsync every file under ``directory`` (or only the directory entry itself with ``recursive=False``)."""
+    directory = Path(directory)
+    for path in [*directory.rglob("*")] if recursive else []:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    try:  # the directory entries themselves (renames, new files); not supported on every platform
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

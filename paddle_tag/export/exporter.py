@@ -1,0 +1,126 @@
+"""Export a checkpoint: static graph → ONNX FP32 (+ FP16, INT8) → tokenizer.json → parity → manifest.
+
+Everything is written into a hidden sibling of ``Export.output_dir`` and swapped in only when it is
+complete and FP32 parity holds (:func:`paddle_tag.utils.io.replace_directory`): a failed export leaves
+the previous one untouched.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+import paddle
+
+import paddle_tag
+from paddle_tag.config import Config
+from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
+from paddle_tag.errors import ConfigError, ExportError
+from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, io_spec, write_manifest
+from paddle_tag.export.onnx_convert import finalize_fp32, paddle_to_onnx, session
+from paddle_tag.export.parity import compare, load_parity_data, onnx_logits, paddle_logits, require_fp32
+from paddle_tag.export.static import save_static
+from paddle_tag.export.tokenizer_json import load_tokenizer_json, write_tokenizer_json
+from paddle_tag.export.variants import FILES, parse_variants, to_fp16, to_int8
+from paddle_tag.utils.io import replace_directory, sha256_file
+
+TOKENIZER_FILE = "tokenizer.json"
+STATIC_DIR = "paddle"
+MIN_OPSET, MAX_OPSET = 13, 19  # what paddle2onnx 2.1 and onnxruntime 1.32 both handle for this graph
+DERIVED = {"fp16": to_fp16, "int8": to_int8}  # variants built from the FP32 model
+
+
+def export_checkpoint(config: Config) -> Path:
+    """Export ``Global.checkpoint`` into ``Export.output_dir``; return that directory.
+
+    Raises :class:`~paddle_tag.errors.ConfigError` for bad settings, :class:`~paddle_tag.errors.ParityError`
+    if FP32 ONNX does not reproduce the Paddle model (nothing is written then) and
+    :class:`~paddle_tag.errors.ExportError` if a conversion step fails.
+    """
+    if not config.Global.checkpoint:
+        raise ConfigError("export needs -o Global.checkpoint=<checkpoint directory>")
+    ckpt_dir = resolve_checkpoint(config.Global.checkpoint)
+    ckpt = load_checkpoint(ckpt_dir)
+    settings = check_settings(config, ckpt)
+    out = Path(config.Export.output_dir)
+    check_output_dir(out, ckpt_dir)
+    with replace_directory(out) as tmp:
+        write_export(tmp, config, ckpt, **settings)
+    return out
+
+
+def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
+    """Validate ``Export.*`` against the checkpoint; return ``variants`` and ``max_seq_len``."""
+    exp = config.Export
+    variants = parse_variants(exp.variants)
+    if config.Data.task != ckpt.task:
+        raise ConfigError(f"Data.task={config.Data.task} but the checkpoint was trained for {ckpt.task}")
+    max_seq_len = exp.max_seq_len if exp.max_seq_len is not None else config.Data.max_seq_len
+    max_position = int(getattr(ckpt.model.encoder.config, "max_position_embeddings", max_seq_len))
+    if not 3 <= max_seq_len <= max_position:
+        raise ConfigError(f"Export.max_seq_len={max_seq_len} must be between 3 and the model's "
+                          f"max_position_embeddings={max_position}")
+    if not MIN_OPSET <= exp.opset <= MAX_OPSET:
+        raise ConfigError(f"Export.opset={exp.opset} must be between {MIN_OPSET} and {MAX_OPSET}")
+    if exp.fp32_atol < 0:
+        raise ConfigError(f"Export.fp32_atol must be >= 0, got {exp.fp32_atol}")
+    if exp.parity_samples <= 0:
+        raise ConfigError(f"Export.parity_samples must be positive, got {exp.parity_samples}")
+    if not config.Data.eval_path or not Path(config.Data.eval_path).is_file():
+        raise ConfigError(f"export parity needs labelled data: Data.eval_path={config.Data.eval_path!r} "
+                          "is not a file (set -o Data.eval_path=<file>)")
+    if ckpt.tokenizer.pad_token_id != ckpt.model.pad_id:
+        raise ExportError(f"tokenizer pad id {ckpt.tokenizer.pad_token_id} != model pad id {ckpt.model.pad_id}")
+    return {"variants": variants, "max_seq_len": max_seq_len}
+
+
+def check_output_dir(out: Path, ckpt_dir: Path) -> None:
+    """Refuse to replace a directory that is not a previous export (or that holds the checkpoint)."""
+    resolved, ckpt = out.resolve(), ckpt_dir.resolve()
+    if resolved == ckpt or resolved in ckpt.parents:
+        raise ConfigError(f"Export.output_dir={out} would replace the checkpoint {ckpt_dir}; choose another folder")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).is_file())):
+        raise ConfigError(f"Export.output_dir={out} exists and is not an export directory (no {MANIFEST_FILE}); "
+                          "refusing to replace it")
+
+
+def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str], max_seq_len: int) -> None:
+    """Write every export file into ``tmp`` (the caller swaps it into place)."""
+    exp, task, pad_id = config.Export, ckpt.task, ckpt.model.pad_id
+    write_tokenizer_json(ckpt.directory / "tokenizer", tmp / TOKENIZER_FILE, max_seq_len)
+    data = load_parity_data(config.Data.eval_path, config.Data.format, ckpt.labels, task, exp.parity_samples,
+                            load_tokenizer_json(tmp / TOKENIZER_FILE), ckpt.tokenizer, max_seq_len)
+    ckpt.labels.save(tmp / "labels.json")
+    model_json, params = save_static(ckpt.model, tmp / STATIC_DIR)
+    fp32 = finalize_fp32(paddle_to_onnx(model_json, params, exp.opset))
+    reference = paddle_logits(ckpt.model, data.input_ids, pad_id)
+    parity: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        model = fp32 if variant == "fp32" else DERIVED[variant](fp32)
+        path = tmp / FILES[variant]
+        onnx.save(model, str(path))
+        logits = onnx_logits(session(path), data.input_ids, pad_id)
+        parity[variant] = compare(reference, logits, task, ckpt.thresholds, data.targets,
+                                  with_metric=variant != "fp32")
+        if variant == "fp32":
+            require_fp32(parity["fp32"], exp.fp32_atol)
+    thresholds = None if ckpt.thresholds is None else {n: float(t) for n, t in zip(ckpt.labels.names, ckpt.thresholds)}
+    write_manifest(tmp, {
+        "format_version": 1, "task": task, "labels": list(ckpt.labels.names), "thresholds": thresholds,
+        "activation": TASK_ACTIVATION[task], "max_seq_len": int(max_seq_len), "pad_id": int(pad_id),
+        **io_spec(len(ckpt.labels)), "tokenizer": {"file": TOKENIZER_FILE},
+        "models": {v: {"file": FILES[v]} for v in variants}, "parity": parity,
+        "source": {"checkpoint": str(ckpt.directory.resolve()),
+                   "config_sha256": sha256_file(ckpt.directory / "config.yaml")},
+        "versions": versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
+def versions() -> dict[str, str]:
+    """Versions of the stack that produced the export."""
+    import onnxruntime
+    import paddle2onnx
+
+    return {"paddle": paddle.__version__, "paddle2onnx": paddle2onnx.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "paddle_tag": paddle_tag.__version__}

@@ -1,0 +1,158 @@
+"""``manifest.json``: the contract between an export directory and the Paddle-free runner in ``deploy/``.
+
+Keys (format_version 1; shared with ``deploy/``, change both sides together)::
+
+    format_version  1
+    task            "multi_class" | "multi_label"
+    labels          tag names in logit order
+    thresholds      {tag: float} (multi_label) | null (multi_class: arg-max)
+    activation      "softmax" | "sigmoid"
+    max_seq_len     int, tokens including [CLS]/[SEP] (tokenizer.json truncates to it)
+    pad_id          int, right-padding id for batches
+    inputs          [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}]
+    outputs         [{"name": "logits", "dtype": "float32", "shape": ["batch", <num_labels>]}]
+    tokenizer       {"file": "tokenizer.json"}
+    models          {"fp32": {"file": "model.onnx"}, "fp16": {...}, "int8": {...}} (the variants exported)
+    files           {relative path: sha256} of every file in the directory but manifest.json
+    parity          {"fp32": {samples, max_abs_diff, tags_identical},
+                     "fp16"/"int8": {samples, max_abs_diff, tags_identical, metric, metric_dygraph, metric_onnx}}
+    source          {"checkpoint": path, "config_sha256": sha256 of the checkpoint's config.yaml}
+    versions        {"paddle", "paddle2onnx", "onnx", "onnxruntime", "paddle_tag"}
+    created         ISO-8601 UTC time
+
+This module uses the standard library only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from paddle_tag.errors import ManifestError
+from paddle_tag.utils.io import atomic_write_json, read_json, sha256_file
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+TASK_ACTIVATION = {"multi_class": "softmax", "multi_label": "sigmoid"}
+KEYS = ("format_version", "task", "labels", "thresholds", "activation", "max_seq_len", "pad_id", "inputs",
+        "outputs", "tokenizer", "models", "files", "parity", "source", "versions", "created")
+
+
+def io_spec(num_labels: int) -> dict[str, list[dict[str, Any]]]:
+    """The ``inputs`` / ``outputs`` entries for a tagger with ``num_labels`` tags."""
+    return {"inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}],
+            "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", int(num_labels)]}]}
+
+
+def file_hashes(directory: str | os.PathLike) -> dict[str, str]:
+    """``{relative posix path: sha256}`` of every file under ``directory`` except ``manifest.json``."""
+    directory = Path(directory)
+    names = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+    return {name: sha256_file(directory / name) for name in names if name != MANIFEST_FILE}
+
+
+def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hash the directory's files into ``manifest["files"]``, validate, write ``manifest.json``; return it."""
+    directory = Path(directory)
+    manifest = {**manifest, "files": file_hashes(directory)}
+    manifest = {key: manifest[key] for key in KEYS}  # contract order; a missing key raises KeyError here
+    validate_manifest(directory, manifest)
+    atomic_write_json(directory / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def read_manifest(directory: str | os.PathLike, verify_files: bool = True) -> dict[str, Any]:
+    """Load and validate ``<directory>/manifest.json`` (with file hashes unless ``verify_files=False``)."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"{directory}: no {MANIFEST_FILE}; not an export directory")
+    try:
+        manifest = read_json(path)
+    except ValueError as exc:
+        raise ManifestError(f"{path}: invalid JSON ({exc})") from None
+    return validate_manifest(directory, manifest, verify_files)
+
+
+def _fail(directory: Path, message: str) -> None:
+    raise ManifestError(f"{directory / MANIFEST_FILE}: {message}")
+
+
+def validate_manifest(directory: str | os.PathLike, manifest: dict[str, Any],
+                      verify_files: bool = True) -> dict[str, Any]:
+    """Check ``manifest`` against the contract and the files in ``directory``; return it.
+
+    Raises :class:`~paddle_tag.errors.ManifestError` naming the first problem: a missing key, a bad value,
+    labels that disagree with ``labels.json`` / thresholds / the output shape, a listed file that is missing
+    or whose sha256 differs (a changed file), or a file in the directory that is not listed.
+    """
+    directory = Path(directory)
+    if not isinstance(manifest, dict):
+        _fail(directory, "expected a JSON object")
+    missing = [key for key in KEYS if key not in manifest]
+    if missing:
+        _fail(directory, f"missing keys {missing}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        _fail(directory, f"format_version {manifest['format_version']!r} is not supported (expected {FORMAT_VERSION})")
+    task = manifest["task"]
+    if task not in TASK_ACTIVATION:
+        _fail(directory, f"task {task!r} is not one of {list(TASK_ACTIVATION)}")
+    if manifest["activation"] != TASK_ACTIVATION[task]:
+        _fail(directory, f"activation {manifest['activation']!r} does not fit task {task} ({TASK_ACTIVATION[task]})")
+    labels = manifest["labels"]
+    if (not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels)
+            or len(set(labels)) != len(labels)):
+        _fail(directory, "labels must be a list of at least 2 distinct strings")
+    _check_thresholds(directory, task, labels, manifest["thresholds"])
+    for key in ("max_seq_len", "pad_id"):
+        if not isinstance(manifest[key], int) or isinstance(manifest[key], bool) or manifest[key] < 0:
+            _fail(directory, f"{key} must be a non-negative integer, got {manifest[key]!r}")
+    if manifest["max_seq_len"] < 3:
+        _fail(directory, f"max_seq_len must be at least 3, got {manifest['max_seq_len']}")
+    expected_io = io_spec(len(labels))
+    for key in ("inputs", "outputs"):
+        if manifest[key] != expected_io[key]:
+            _fail(directory, f"{key} {manifest[key]!r} differ from {expected_io[key]!r} ({len(labels)} labels)")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        _fail(directory, "files must map file names to sha256 digests")
+    models = manifest["models"]
+    if not isinstance(models, dict) or "fp32" not in models:
+        _fail(directory, "models must list at least fp32")
+    referenced = [manifest["tokenizer"].get("file")] + [entry.get("file") for entry in models.values()]
+    for name in referenced + ["labels.json"]:
+        if name not in files:
+            _fail(directory, f"{name!r} is referenced but not listed in files")
+    if verify_files:
+        verify_directory(directory, files)
+        listed = read_json(directory / "labels.json")
+        if listed != labels:
+            _fail(directory, f"labels.json {listed} differs from the manifest's labels {labels}")
+    return manifest
+
+
+def _check_thresholds(directory: Path, task: str, labels: list[str], thresholds: Optional[dict]) -> None:
+    if task == "multi_class":
+        if thresholds is not None:
+            _fail(directory, "thresholds must be null for multi_class (arg-max)")
+        return
+    if not isinstance(thresholds, dict) or list(thresholds) != labels:
+        _fail(directory, "thresholds must map every label, in label order, to a number (multi_label)")
+    for name, value in thresholds.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            _fail(directory, f"threshold of {name!r} must be a number in [0, 1], got {value!r}")
+
+
+def verify_directory(directory: str | os.PathLike, files: dict[str, str]) -> None:
+    """Every listed file exists with its sha256, and nothing else is in the directory."""
+    directory = Path(directory)
+    for name, digest in files.items():
+        path = directory / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            _fail(directory, f"file name {name!r} must be relative and inside the directory")
+        if not path.is_file():
+            _fail(directory, f"{name} is missing")
+        if sha256_file(path) != digest:
+            _fail(directory, f"{name} has changed: sha256 {sha256_file(path)} != {digest} in the manifest")
+    extra = sorted(set(file_hashes(directory)) - set(files))
+    if extra:
+        _fail(directory, f"files not listed in the manifest: {extra}")

@@ -1,0 +1,126 @@
+"""FP16 and INT8 variants of the FP32 ONNX model. Inputs stay int64 ids, outputs float32 logits.
+
+FP16: ``onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)``. On the ERNIE graph
+it leaves a ``Cast`` node with ``to=FLOAT`` whose output it has declared float16 (the attention-mask cast),
+so ONNX Runtime refuses the model ("Type (tensor(float16)) of output arg ... does not match expected type
+(tensor(float))"). Putting ``Cast`` on the converter's block list makes it hang. :func:`fix_cast_types`
+sets each such Cast's ``to`` to the float type the converter declared for its output (read from the
+graph's ``value_info`` / outputs, never guessed), then the model must pass ``onnx.checker`` with strict
+type inference and load in ONNX Runtime.
+
+INT8: ONNX Runtime's dynamic quantisation (weights QInt8, activations quantised on the fly; MatMul,
+Gemm, Gather …) of the folded FP32 graph, through temp files (the models here are far below 2 GB, so
+no external-data handling is needed).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto
+
+from paddle_tag.errors import ConfigError, ExportError
+from paddle_tag.export.onnx_convert import check, session
+
+VARIANTS = ("fp32", "fp16", "int8")
+FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+
+
+def _subgraphs(graph: onnx.GraphProto):
+    """``graph`` and every graph nested in node attributes (If/Loop/Scan bodies)."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _subgraphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _subgraphs(sub)
+
+
+def declared_types(graph: onnx.GraphProto) -> dict[str, int]:
+    """Element type of every tensor the graph declares (value_info, inputs, outputs, initializers)."""
+    types = {init.name: init.data_type for init in graph.initializer}
+    for info in (*graph.value_info, *graph.input, *graph.output):
+        if info.type.HasField("tensor_type") and info.type.tensor_type.elem_type:
+            types[info.name] = info.type.tensor_type.elem_type
+    return types
+
+
+def fix_cast_types(model: onnx.ModelProto) -> list[str]:
+    """Make every float-to-float ``Cast`` cast to the type declared for its output, in place.
+
+    Returns the names of the nodes changed. A Cast whose output type is not declared, or is not a float
+    type, is left alone.
+    """
+    changed = []
+    for graph in _subgraphs(model.graph):
+        types = declared_types(graph)
+        for node in graph.node:
+            if node.op_type != "Cast" or (node.domain or "") != "":
+                continue
+            want = types.get(node.output[0])
+            for attr in node.attribute:
+                if attr.name == "to" and want in FLOAT_TYPES and attr.i in FLOAT_TYPES and attr.i != want:
+                    attr.i = want
+                    changed.append(node.name or node.output[0])
+    return changed
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 weights and compute, float32 logits out; checked and loaded in ONNX Runtime."""
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():  # one "will be truncated to 1e-07" warning per tiny weight
+        warnings.simplefilter("ignore")
+        half = float16.convert_float_to_float16(model, keep_io_types=True)
+    fix_cast_types(half)
+    half.producer_name = model.producer_name + " + onnxconverter-common float16"
+    check(half)
+    _loads(half, "fp16")
+    return half
+
+
+def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dynamic INT8 quantisation (QInt8 weights) with ONNX Runtime; checked and loaded."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="paddle_tag_int8_") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        quiet = logging.getLogger()
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # "Please consider to run pre-processing" (we fold beforehand)
+        try:
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        except Exception as exc:
+            raise ExportError(f"INT8 quantisation failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            quiet.setLevel(level)
+        quant = onnx.load(str(dst))
+    quant.producer_name = model.producer_name + " + onnxruntime quantize_dynamic"
+    check(quant)
+    _loads(quant, "int8")
+    return quant
+
+
+def _loads(model: onnx.ModelProto, name: str) -> None:
+    try:
+        session(model)
+    except Exception as exc:  # onnxruntime's Fail / InvalidGraph
+        raise ExportError(f"ONNX Runtime cannot load the {name} model: {exc}") from None
+
+
+def parse_variants(text: str) -> list[str]:
+    """``"fp32,fp16"`` → ``["fp32", "fp16"]``; names checked, fp32 required (it is the reference)."""
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"Export.variants: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    if "fp32" not in names:
+        raise ConfigError(f"Export.variants must include fp32 (the reference model), got {text!r}")
+    return [v for v in VARIANTS if v in names]
