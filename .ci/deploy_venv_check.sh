@@ -2,6 +2,9 @@
 # deploy/ needs no Paddle: in a fresh venv holding only deploy/requirements-cpu.txt (+ pytest and onnx
 # for the fixtures), paddle / paddlenlp / paddle_tag must NOT import, and tests/deploy must pass.
 #   bash .ci/deploy_venv_check.sh            (DEPLOY_VENV=dir to choose the venv, PYTHON=python3.x)
+#   DEPLOY_REQUIREMENTS=deploy/requirements-gpu.txt bash .ci/deploy_venv_check.sh
+#       the same with onnxruntime-gpu: on a machine without CUDA its CUDA provider is *listed* but cannot
+#       load, the case where ONNX Runtime falls back to CPU silently; --device gpu must still fail loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -18,7 +21,7 @@ rm -rf "$venv"
 echo "deploy venv check: $("$py" --version 2>&1), venv $venv"
 "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r deploy/requirements-cpu.txt -r deploy/requirements-test.txt
+    -r "${DEPLOY_REQUIREMENTS:-deploy/requirements-cpu.txt}" -r deploy/requirements-test.txt
 "$venv/bin/python" -m pip check --disable-pip-version-check
 
 # Run the import probes outside the repo, so a paddle_tag/ folder in the cwd cannot satisfy them.

@@ -7,8 +7,10 @@ provider with ``threads`` intra-op threads and every graph optimisation.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,8 @@ def create_session(model_path: Path, device: str = "cpu", precision: str = "fp32
                 "driver, or run with --device cpu")
         if hasattr(ort, "preload_dlls"):
             try:  # load CUDA/cuDNN from nvidia-* pip packages when present; harmless otherwise
-                ort.preload_dlls()
+                with contextlib.redirect_stdout(sys.stderr):  # it prints misses to stdout: keep JSON output clean
+                    ort.preload_dlls()
             except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the GPU machine
                 logger.debug("onnxruntime.preload_dlls failed: %s", exc)
         providers = gpu_providers(precision, trt, gpu_id, max_batch_size, max_seq_len, trt_cache_dir)
