@@ -13,7 +13,6 @@ The cache directory is ``$PADDLE_TAG_CACHE`` when set, else ``~/.cache/paddle_ta
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import numpy as np
 
 from paddle_tag.errors import DataError
-from paddle_tag.utils.io import atomic_write_text
+from paddle_tag.utils.io import atomic_write_text, sha256_file
 
 #: Registry kinds understood by :func:`fetch`.
 REGISTRIES = ("pypi-sdist", "pypi-wheel", "npm")
@@ -64,15 +63,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "paddle_tag" / "registry"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _command(art: Artifact, dest: Path) -> tuple[list[str], Path | None]:
