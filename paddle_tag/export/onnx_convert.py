@@ -132,10 +132,16 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def finalize_fp32(onnx_bytes: bytes) -> onnx.ModelProto:
-    """paddle2onnx output → the FP32 model we ship: contract names, folded constants, checked."""
+    """paddle2onnx output → the FP32 model we ship: contract names, folded constants, dead nodes removed,
+    the last layer computed for the [CLS] token only when only that token is read
+    (:func:`~paddle_tag.export.fusion.prune_to_cls`, standard operators), checked."""
+    from paddle_tag.export.fusion import prune_to_cls, remove_dead_nodes
+
     model = load_model(onnx_bytes)
     rename_io(model)
     model = fold_constants(model)
+    remove_dead_nodes(model)
+    prune_to_cls(model)
     model.producer_name = "paddle_tag (paddle2onnx + onnxruntime basic folding)"
     check(model)
     return model

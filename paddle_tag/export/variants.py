@@ -8,12 +8,18 @@ sets each such Cast's ``to`` to the float type the converter declared for its ou
 graph's ``value_info`` / outputs, never guessed), then the model must pass ``onnx.checker`` with strict
 type inference and load in ONNX Runtime.
 
-INT8: ONNX Runtime's dynamic quantisation (weights QInt8, activations quantised on the fly; MatMul,
-Gemm, Gather …) of the folded FP32 graph, through temp files (the models here are far below 2 GB, so
-no external-data handling is needed).
+INT8: ONNX Runtime's dynamic quantisation (weights QInt8, activations quantised on the fly) of the FP32
+graph after :func:`~paddle_tag.export.fusion.fuse_attention` (each self-attention block one
+``com.microsoft.Attention`` node, which becomes one ``QAttention``: Q, K and V in one INT8 GEMM; the
+other MatMuls, Gemm and the embedding Gather as before), with per-channel weight scales and
+``reduce_range`` (7-bit weights). Without ``reduce_range`` the u8×s8 products saturate on CPUs without
+VNNI (AVX2's ``vpmaddubsw`` adds pairs into int16): on the small ERNIE the largest logit error was 1.43
+and 0.5 % of the test titles changed tag; with it, 0.13 and 0.2 %, at the same speed. Written through
+temp files (the models here are far below 2 GB, so no external-data handling is needed).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import warnings
@@ -23,6 +29,7 @@ import onnx
 from onnx import TensorProto
 
 from paddle_tag.errors import ConfigError, ExportError
+from paddle_tag.export.fusion import fuse_attention
 from paddle_tag.export.onnx_convert import check, session
 
 VARIANTS = ("fp32", "fp16", "int8")
@@ -86,17 +93,20 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Dynamic INT8 quantisation (QInt8 weights) with ONNX Runtime; checked and loaded."""
+    """Attention fused, then dynamic INT8 quantisation (QInt8 per-channel 7-bit weights) with ONNX Runtime;
+    checked and loaded. ``model`` itself is not changed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    fused = copy.deepcopy(model)
+    fuse_attention(fused)  # 0 blocks matched: plain MatMuls are quantised as before
     with tempfile.TemporaryDirectory(prefix="paddle_tag_int8_") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, str(src))
+        onnx.save(fused, str(src))
         quiet = logging.getLogger()
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "Please consider to run pre-processing" (we fold beforehand)
         try:
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
         except Exception as exc:
             raise ExportError(f"INT8 quantisation failed: {type(exc).__name__}: {exc}") from exc
         finally:
