@@ -13,26 +13,21 @@ from deploy.providers import DEVICES
 EXIT_USER_ERROR = 2
 
 
-def positive(value: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
-    return number
+def _int_at_least(minimum: int):
+    """An argparse type: an int >= ``minimum``."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {number}")
+        return number
+    return parse
 
 
-def non_negative(value: str) -> int:
-    """argparse type: an int >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
-    return number
+positive = _int_at_least(1)
+non_negative = _int_at_least(0)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -123,7 +123,6 @@ def create_session(model_path: Path, device: str = "cpu", precision: str = "fp32
 
     if device == "gpu":
         active = session.get_providers()
-        wanted = [CUDA] + ([TENSORRT] if trt else [])
         lost = [p for p in wanted if p not in active]
         if lost:
             raise ProviderError(

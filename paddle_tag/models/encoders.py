@@ -6,7 +6,7 @@ Each builder returns a ``paddle.nn.Layer`` whose ``forward(input_ids, attention_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import paddle
 
@@ -80,6 +80,3 @@ def encoder_config_dict(encoder: paddle.nn.Layer) -> dict[str, Any]:
     """The JSON-serialisable config of a PaddleNLP encoder."""
     return {k: v for k, v in encoder.config.to_dict().items() if not k.startswith("_")}
 
-
-def is_local(name_or_dir: Optional[str]) -> bool:
-    return bool(name_or_dir) and Path(name_or_dir).is_dir()
