@@ -186,7 +186,7 @@ def main() -> None:
     from paddle_tag.data.labels import LabelSet
     from paddle_tag.data.readers import read_examples
     from paddle_tag.export.manifest import read_manifest
-    from paddle_tag.export.tokenizer_json import encode_with_tokenizer_json, load_tokenizer_json
+    from tokenizers import Tokenizer
 
     export = Path(args.export)
     manifest = read_manifest(export)
@@ -195,8 +195,9 @@ def main() -> None:
     pad_id = int(manifest["pad_id"])
     labels = LabelSet.load(export / "labels.json")
     examples = read_examples(args.data)
-    ids = encode_with_tokenizer_json(load_tokenizer_json(export / manifest["tokenizer"]["file"]),
-                                     [e.text for e in examples])  # tokenised once, for every engine
+    tokenizer = Tokenizer.from_file(str(export / manifest["tokenizer"]["file"]))
+    tokenizer.no_padding()
+    ids = [enc.ids for enc in tokenizer.encode_batch([e.text for e in examples])]  # once, for every engine
     targets = labels.encode(examples, "multi_class")
     bs = args.batch_size
     singles = [pad([row], pad_id) for row in ids[:args.latency_calls]]

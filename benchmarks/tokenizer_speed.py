@@ -1,10 +1,10 @@
 """Tokenizer speed and agreement: HF ``tokenizers`` (the export's tokenizer.json) vs PaddleNLP ``ErnieTokenizer``.
 
-    python benchmarks/tokenizer_speed.py --checkpoint output/bench/thucnews/best --export output/export/thucnews
+    python benchmarks/tokenizer_speed.py --export output/export/thucnews
         [--data data/thucnews/test.jsonl data/poetry/test.jsonl] [--seconds 3]
 
-For each data file: texts per second of PaddleNLP's ``ErnieTokenizer`` (the checkpoint's ``tokenizer/``,
-called as paddle_tag calls it: one batch call, then truncation to ``max_seq_len``), of HF
+For each data file: texts per second of PaddleNLP's ``ErnieTokenizer`` (on the same vocab; one batch call,
+then truncation to ``max_seq_len``, as paddle_tag did before it tokenised with ``tokenizer.json`` everywhere), of HF
 ``Tokenizer.encode_batch`` (what ``deploy/`` calls; Rust, parallel over all cores) and of HF
 ``Tokenizer.encode`` one text at a time (one thread), plus how many texts get different ids: truncated to
 the export's ``max_seq_len`` (what the models see) and without truncation (every token of every text).
@@ -21,7 +21,8 @@ from pathlib import Path
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (its tokenizer/ folder)")
+    parser.add_argument("--vocab", default="data/vocab/chinese_bert/vocab.txt",
+                        help="the WordPiece vocab PaddleNLP's ErnieTokenizer is built from")
     parser.add_argument("--export", required=True, help="export directory (its tokenizer.json)")
     parser.add_argument("--data", nargs="+", default=["data/thucnews/test.jsonl", "data/poetry/test.jsonl"])
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget per tokenizer and file")
@@ -44,16 +45,24 @@ def main() -> None:
 
     import numpy as np
 
+    from paddlenlp.transformers import ErnieTokenizer
+    from tokenizers import Tokenizer
+
     from paddle_tag.data.readers import read_examples
-    from paddle_tag.data.tokenizer import encode_texts, load_tokenizer
-    from paddle_tag.export.tokenizer_json import load_tokenizer_json
+    from paddle_tag.data.tokenizer import Encoded
 
     manifest = json.loads((Path(args.export) / "manifest.json").read_text(encoding="utf-8"))
     max_len = int(manifest["max_seq_len"])
-    hf = load_tokenizer_json(Path(args.export) / manifest["tokenizer"]["file"])  # truncates at max_seq_len
-    hf_full = load_tokenizer_json(Path(args.export) / manifest["tokenizer"]["file"])
+    hf = Tokenizer.from_file(str(Path(args.export) / manifest["tokenizer"]["file"]))  # truncates at max_seq_len
+    hf.no_padding()
+    hf_full = Tokenizer.from_file(str(Path(args.export) / manifest["tokenizer"]["file"]))
     hf_full.no_truncation()
-    paddle_tok = load_tokenizer(str(Path(args.checkpoint) / "tokenizer"), None)
+    hf_full.no_padding()
+    paddle_tok = ErnieTokenizer(vocab_file=args.vocab)
+
+    def encode_texts(tok, texts, max_seq_len):  # paddle_tag's truncation (head + closing [SEP]) on PaddleNLP ids
+        rows = tok(list(texts), truncation=False, return_token_type_ids=False)["input_ids"]
+        return Encoded([r if len(r) <= max_seq_len else r[:max_seq_len - 1] + [r[-1]] for r in rows], 0)
 
     rows = []
     for path in args.data:

@@ -42,14 +42,16 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     on_long_text: Literal["truncate", "error"] = "truncate"
+    text_prefix: str = ""  # put before every text by the tokenizer (e5 models want "query: ")
 
 
 @dataclass
 class ModelConfig:
     """The encoder (pretrained or built from the size keys below) and the tagging head."""
 
-    name: Literal["ernie"] = "ernie"
-    pretrained: Optional[str] = None  # a PaddleNLP model name or a local directory; null = random init
+    name: Literal["ernie", "bert"] = "ernie"  # encoder family; e5 models are "bert"
+    pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
+    prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)
     num_layers: int = 4
     hidden_size: int = 256

@@ -1,12 +1,23 @@
-"""Build the WordPiece tokenizer and turn texts into padded id batches.
+"""The one tokenizer definition: a Hugging Face ``tokenizers`` ``tokenizer.json``, used alike by
+training, evaluation, export and the deployed runner, so token ids cannot drift between them.
 
-A pretrained model directory (or a checkpoint's ``tokenizer/`` folder) brings its own vocab; a
-random-init model takes ``Model.vocab_file`` (the 21,128-token Chinese BERT vocab that
-``tools/prepare_data.py vocab`` extracts from the ``cn-clip`` package).
+Where it comes from:
+
+- a model directory with ``tokenizer.json`` (imported e5/BERT models, new checkpoints): used as is;
+- a directory with only PaddleNLP's ``vocab.txt`` (+ ``tokenizer_config.json``): a WordPiece
+  ``tokenizer.json`` giving exactly PaddleNLP's ``ErnieTokenizer`` ids is built from it
+  (:mod:`paddle_tag.data.wordpiece`);
+- ``Model.vocab_file`` for a random-init model (the 21,128-token Chinese BERT vocab that
+  ``tools/prepare_data.py vocab`` extracts from the ``cn-clip`` package): the same WordPiece build.
+
+``Data.text_prefix`` (e5 wants ``"query: "``) becomes the first step of the normaliser, so the saved
+``tokenizer.json`` carries it and nobody downstream has to remember it.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -14,31 +25,136 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from paddle_tag.errors import ConfigError, DataError, ModelLoadError
+from paddle_tag.utils.io import atomic_write_text
 from paddle_tag.utils.quiet import quiet_paddlenlp
 
+TOKENIZER_FILE = "tokenizer.json"
+PAD_TOKENS = ("[PAD]", "<pad>")
 
-def load_tokenizer(pretrained: Optional[str], vocab_file: Optional[str]):
-    """An ``ErnieTokenizer`` from a model directory / name, else from a vocab file."""
-    quiet_paddlenlp()
-    from paddlenlp.transformers import ErnieTokenizer
 
-    if pretrained:
-        if Path(pretrained).is_dir():
-            if not (Path(pretrained) / "vocab.txt").is_file():
-                raise ModelLoadError(f"{pretrained}: no vocab.txt in this model directory")
-            return ErnieTokenizer.from_pretrained(pretrained)
+class TextTokenizer:
+    """A ``tokenizers.Tokenizer`` with its special tokens (``[CLS] … [SEP]`` / ``<s> … </s>``) and pad id."""
+
+    def __init__(self, tok) -> None:
+        tok.no_truncation()
+        padding = tok.padding
+        tok.no_padding()
+        self._tok = tok
+        pad_id = padding["pad_id"] if padding else None
+        if pad_id is None:
+            pad_id = next((tok.token_to_id(t) for t in PAD_TOKENS if tok.token_to_id(t) is not None), None)
+        if pad_id is None:
+            raise ModelLoadError("the tokenizer has no padding token ([PAD] or <pad>)")
+        self.pad_token_id = int(pad_id)
+        ends = tok.encode("").ids
+        if len(ends) != 2:
+            raise ModelLoadError(f"the tokenizer must wrap a text in two special tokens, it adds {len(ends)}")
+        self.bos_token_id, self.eos_token_id = ends
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "TextTokenizer":
+        from tokenizers import Tokenizer
+
         try:
-            return ErnieTokenizer.from_pretrained(pretrained)
-        except Exception as exc:  # paddlenlp raises OSError/ValueError/HTTP errors by case
-            raise ModelLoadError(
-                f"cannot load the tokenizer of {pretrained!r}: it is not a local directory and the download "
-                f"failed ({type(exc).__name__}). Offline, pass Model.pretrained=<local model directory>.") from None
-    if not vocab_file:
-        raise ConfigError("a random-init model needs Model.vocab_file (run `python tools/prepare_data.py vocab` "
-                          "and use data/vocab/chinese_bert/vocab.txt), or set Model.pretrained")
-    if not Path(vocab_file).is_file():
-        raise ConfigError(f"Model.vocab_file not found: {vocab_file} (run `python tools/prepare_data.py vocab`)")
-    return ErnieTokenizer(vocab_file=str(vocab_file))
+            return cls(Tokenizer.from_file(str(path)))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+            raise ModelLoadError(f"{path}: cannot load the tokenizer ({exc})") from None
+
+    def __len__(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def backend(self):
+        """The underlying ``tokenizers.Tokenizer`` (no truncation, no padding)."""
+        return self._tok
+
+    def with_prefix(self, prefix: str) -> "TextTokenizer":
+        """A copy that prepends ``prefix`` to every text before normalising it."""
+        from tokenizers import Tokenizer, normalizers
+
+        if not prefix:
+            return self
+        tok = Tokenizer.from_str(self._tok.to_str())
+        steps = [normalizers.Prepend(prefix)] + ([tok.normalizer] if tok.normalizer is not None else [])
+        tok.normalizer = normalizers.Sequence(steps)
+        tok.enable_padding(pad_id=self.pad_token_id, pad_token=self.id_to_token(self.pad_token_id))
+        return TextTokenizer(tok)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of each text with its special tokens, not truncated."""
+        return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=True)]
+
+    def tokens(self, text: str) -> list[str]:
+        return self._tok.encode(text).tokens
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        return self._tok.token_to_id(token)
+
+    def id_to_token(self, index: int) -> Optional[str]:
+        return self._tok.id_to_token(index)
+
+    def to_json(self, max_seq_len: Optional[int] = None) -> str:
+        """The ``tokenizer.json`` text, recording the pad token and, if given, the truncation length."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(self._tok.to_str())
+        tok.enable_padding(pad_id=self.pad_token_id, pad_token=self.id_to_token(self.pad_token_id))
+        if max_seq_len is not None:
+            tok.enable_truncation(max_length=max_seq_len, strategy="longest_first", direction="right")
+        return tok.to_str(pretty=False)
+
+    def save(self, directory: str | os.PathLike, max_seq_len: Optional[int] = None) -> Path:
+        """Write ``tokenizer.json`` into ``directory`` (atomically); return its path."""
+        path = Path(directory) / TOKENIZER_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, self.to_json(max_seq_len))
+        return path
+
+
+def _from_vocab(vocab_file: Path, config_dir: Optional[Path] = None) -> TextTokenizer:
+    from paddle_tag.data.wordpiece import build_tokenizer
+
+    return TextTokenizer(build_tokenizer(vocab_file, config_dir))
+
+
+def _from_paddlenlp_name(name: str) -> TextTokenizer:
+    quiet_paddlenlp()
+    from paddlenlp.transformers import AutoTokenizer
+
+    try:
+        paddle_tok = AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # paddlenlp raises OSError/ValueError/HTTP errors by case
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {name!r}: it is not a local directory and the download failed "
+            f"({type(exc).__name__}). Offline, pass Model.pretrained=<local model directory>.") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        paddle_tok.save_pretrained(tmp)
+        return load_tokenizer(tmp, None)
+
+
+def load_tokenizer(pretrained: Optional[str], vocab_file: Optional[str], text_prefix: str = "") -> TextTokenizer:
+    """The tokenizer of a model directory / name, else a WordPiece one from ``vocab_file``."""
+    if pretrained:
+        directory = Path(pretrained)
+        if directory.is_dir():
+            if (directory / TOKENIZER_FILE).is_file():
+                tok = TextTokenizer.from_file(directory / TOKENIZER_FILE)
+            elif (directory / "vocab.txt").is_file():
+                tok = _from_vocab(directory / "vocab.txt", directory)
+            else:
+                raise ModelLoadError(f"{pretrained}: no tokenizer.json or vocab.txt in this model directory")
+        else:
+            tok = _from_paddlenlp_name(pretrained)
+    else:
+        if not vocab_file:
+            raise ConfigError("a random-init model needs Model.vocab_file (run `python tools/prepare_data.py vocab` "
+                              "and use data/vocab/chinese_bert/vocab.txt), or set Model.pretrained")
+        if not Path(vocab_file).is_file():
+            raise ConfigError(f"Model.vocab_file not found: {vocab_file} (run `python tools/prepare_data.py vocab`)")
+        tok = _from_vocab(Path(vocab_file))
+    return tok.with_prefix(text_prefix)
 
 
 @dataclass
@@ -49,20 +165,19 @@ class Encoded:
     truncated: int
 
 
-def encode_texts(tokenizer, texts: Sequence[str], max_seq_len: int,
+def encode_texts(tokenizer: TextTokenizer, texts: Sequence[str], max_seq_len: int,
                  on_long_text: Literal["truncate", "error"] = "truncate", where: Sequence[str] = ()) -> Encoded:
-    """Tokenize with ``[CLS] ... [SEP]``, truncating to ``max_seq_len`` tokens (or refusing, if asked)."""
+    """Tokenize with the closing special tokens, truncating to ``max_seq_len`` tokens (or refusing, if asked)."""
     if max_seq_len < 3:
         raise ConfigError(f"Data.max_seq_len must be at least 3, got {max_seq_len}")
-    full = tokenizer(list(texts), truncation=False, return_token_type_ids=False)["input_ids"]
     ids, truncated = [], 0
-    for i, row in enumerate(full):
+    for i, row in enumerate(tokenizer.encode(texts)):
         if len(row) > max_seq_len:
             if on_long_text == "error":
                 loc = where[i] if i < len(where) else f"text {i}"
                 raise DataError(f"{loc}: text is {len(row)} tokens, over Data.max_seq_len={max_seq_len} "
                                 "(set Data.on_long_text=truncate to cut it)")
-            row = row[: max_seq_len - 1] + [row[-1]]  # keep the closing [SEP]
+            row = row[: max_seq_len - 1] + [row[-1]]  # keep the closing [SEP] / </s>
             truncated += 1
         ids.append(row)
     return Encoded(ids, truncated)
@@ -77,7 +192,13 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:
     return out
 
 
-def save_tokenizer(tokenizer, directory: str | os.PathLike) -> None:
-    """Write vocab and tokenizer config into ``directory`` (part of the checkpoint contract)."""
-    quiet_paddlenlp()
-    tokenizer.save_pretrained(str(directory))
+def save_tokenizer(tokenizer: TextTokenizer, directory: str | os.PathLike) -> None:
+    """Write ``tokenizer.json`` into ``directory`` (part of the checkpoint contract)."""
+    tokenizer.save(directory)
+
+
+def copy_tokenizer_files(source: str | os.PathLike, directory: str | os.PathLike) -> None:
+    """Copy the optional PaddleNLP side files (vocab, config) of a model directory next to a tokenizer."""
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        if (Path(source) / name).is_file():
+            shutil.copy2(Path(source) / name, Path(directory) / name)

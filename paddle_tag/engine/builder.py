@@ -4,9 +4,14 @@ Each step is a plain function call so a reader can follow a config key to the co
 """
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
 import paddle
 
 from paddle_tag.config import Config
+from paddle_tag.config.schema import ModelConfig
 from paddle_tag.data.dataset import TaggingDataset
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
@@ -16,6 +21,7 @@ from paddle_tag.engine.trainer import Trainer
 from paddle_tag.errors import ConfigError
 from paddle_tag.losses import build_loss
 from paddle_tag.models import build_model
+from paddle_tag.models.pretrained import resolve_pretrained
 
 
 def load_dataset(path: str, config: Config, tokenizer, labels: LabelSet, split: str) -> TaggingDataset:
@@ -24,6 +30,23 @@ def load_dataset(path: str, config: Config, tokenizer, labels: LabelSet, split: 
     labels.check_known(examples, split)
     return TaggingDataset.from_examples(examples, tokenizer, labels, config.Data.task, config.Data.max_seq_len,
                                         config.Data.on_long_text)
+
+
+def pretrained_model_config(config: Config, train_texts: Sequence[str]) -> ModelConfig:
+    """``Model.*`` with ``pretrained`` resolved to a directory (or hub name) and, with ``Model.prune_vocab``,
+    replaced by a copy whose vocabulary keeps only the pieces ``train_texts`` use (written once into
+    ``<Global.output_dir>/pretrained_pruned``; a resumed run reuses it)."""
+    model_cfg = dataclasses.replace(config.Model, pretrained=resolve_pretrained(config.Model.pretrained))
+    if not model_cfg.prune_vocab:
+        return model_cfg
+    if not model_cfg.pretrained or not Path(model_cfg.pretrained).is_dir():
+        raise ConfigError("Model.prune_vocab needs Model.pretrained to be a local model directory")
+    from paddle_tag.weights.pruning import prune_model_dir
+
+    pruned = Path(config.Global.output_dir) / "pretrained_pruned"
+    if not (pruned / "provenance.json").is_file():
+        prune_model_dir(model_cfg.pretrained, train_texts, pruned, corpus_name=str(config.Data.train_path))
+    return dataclasses.replace(model_cfg, pretrained=str(pruned))
 
 
 def build_trainer(config: Config) -> Trainer:
@@ -41,8 +64,9 @@ def build_trainer(config: Config) -> Trainer:
         raise ConfigError(f"Global.log_every must be positive, got {config.Global.log_every}")
     runtime = setup_runtime(config.Global)
     paddle.seed(config.Global.seed)
-    tokenizer = load_tokenizer(config.Model.pretrained, config.Model.vocab_file)
     train_examples = read_examples(data.train_path, data.format)
+    model_cfg = pretrained_model_config(config, [ex.text for ex in train_examples])
+    tokenizer = load_tokenizer(model_cfg.pretrained, model_cfg.vocab_file, data.text_prefix)
     labels = LabelSet.from_examples(train_examples)
     if len(labels) < 2:
         raise ConfigError(f"{data.train_path}: training needs at least 2 distinct labels, found {labels.names}")
@@ -52,6 +76,6 @@ def build_trainer(config: Config) -> Trainer:
     test_set = load_dataset(data.test_path, config, tokenizer, labels, "test") if data.test_path else None
     if data.max_seq_len > config.Model.max_position and not config.Model.pretrained:
         raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds Model.max_position={config.Model.max_position}")
-    model = build_model(config.Model, len(labels), len(tokenizer), tokenizer.pad_token_id)
+    model = build_model(model_cfg, len(labels), len(tokenizer), tokenizer.pad_token_id)
     loss_fn = build_loss(config.Loss, data.task)
     return Trainer(config, runtime, model, loss_fn, tokenizer, labels, train_set, eval_set, test_set)

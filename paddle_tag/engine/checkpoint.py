@@ -23,7 +23,7 @@ from safetensors.numpy import load_file, save_file
 
 from paddle_tag.config import Config, load_config, save_config
 from paddle_tag.data.labels import LabelSet
-from paddle_tag.data.tokenizer import load_tokenizer, save_tokenizer
+from paddle_tag.data.tokenizer import TextTokenizer, load_tokenizer, save_tokenizer
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models import Tagger, load_tagger, save_tagger
 from paddle_tag.models.serialization import load_weights
@@ -38,7 +38,7 @@ class Checkpoint:
     """A loaded checkpoint: the model in eval mode and what it needs to turn scores into tags."""
 
     model: Tagger
-    tokenizer: Any
+    tokenizer: TextTokenizer
     labels: LabelSet
     thresholds: Optional[np.ndarray]  # (C,) for multi_label, None for multi_class (argmax)
     config: Config

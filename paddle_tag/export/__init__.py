@@ -2,7 +2,7 @@
 
 ``export_checkpoint(config)`` does it all; the modules are the steps:
 ``static`` (paddle.jit.save) · ``onnx_convert`` (paddle2onnx, names, folding) · ``variants`` (FP16, INT8) ·
-``tokenizer_json`` (Hugging Face tokenizer with PaddleNLP's ids) · ``parity`` · ``manifest`` (the contract
+``parity`` (the checkpoint's ``tokenizer.json`` is copied with its truncation length) · ``manifest`` (the contract
 with ``deploy/``) · ``exporter`` (orchestration, atomic directory swap).
 """
 from paddle_tag.export.exporter import export_checkpoint

@@ -16,16 +16,15 @@ import paddle
 import paddle_tag
 from paddle_tag.config import Config
 from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
+from paddle_tag.data.tokenizer import TOKENIZER_FILE
 from paddle_tag.errors import ConfigError, ExportError
 from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, io_spec, write_manifest
 from paddle_tag.export.onnx_convert import finalize_fp32, paddle_to_onnx, session
 from paddle_tag.export.parity import compare, load_parity_data, onnx_logits, paddle_logits, require_fp32
 from paddle_tag.export.static import save_static
-from paddle_tag.export.tokenizer_json import load_tokenizer_json, write_tokenizer_json
 from paddle_tag.export.variants import FILES, parse_variants, to_fp16, to_int8
 from paddle_tag.utils.io import replace_directory, sha256_file
 
-TOKENIZER_FILE = "tokenizer.json"
 STATIC_DIR = "paddle"
 MIN_OPSET, MAX_OPSET = 13, 19  # what paddle2onnx 2.1 and onnxruntime 1.32 both handle for this graph
 DERIVED = {"fp16": to_fp16, "int8": to_int8}  # variants built from the FP32 model
@@ -88,9 +87,9 @@ def check_output_dir(out: Path, ckpt_dir: Path) -> None:
 def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str], max_seq_len: int) -> None:
     """Write every export file into ``tmp`` (the caller swaps it into place)."""
     exp, task, pad_id = config.Export, ckpt.task, ckpt.model.pad_id
-    write_tokenizer_json(ckpt.directory / "tokenizer", tmp / TOKENIZER_FILE, max_seq_len)
+    ckpt.tokenizer.save(tmp, max_seq_len)
     data = load_parity_data(config.Data.eval_path, config.Data.format, ckpt.labels, task, exp.parity_samples,
-                            load_tokenizer_json(tmp / TOKENIZER_FILE), ckpt.tokenizer, max_seq_len)
+                            tmp / TOKENIZER_FILE, ckpt.tokenizer, max_seq_len)
     ckpt.labels.save(tmp / "labels.json")
     model_json, params = save_static(ckpt.model, tmp / STATIC_DIR)
     fp32 = finalize_fp32(paddle_to_onnx(model_json, params, exp.opset))

@@ -1,6 +1,6 @@
 """Parity: the Paddle (dygraph) tagger against ONNX Runtime on real labelled samples.
 
-Ids come from the exported ``tokenizer.json`` (what the deployed runner uses) and must equal PaddleNLP's;
+Ids come from the exported ``tokenizer.json`` (what the deployed runner uses) and must equal training's;
 both models then see the same padded batches. FP32 must match within ``Export.fp32_atol`` with the same
 tags (arg-max for multi-class, the checkpoint's thresholds for multi-label); FP16 / INT8 are reported:
 max |logit diff|, whether the tags all agree and the change in the selection metric (macro-F1 multi-class,
@@ -8,17 +8,18 @@ micro-F1 multi-label) on the same samples.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import paddle
+from tokenizers import Tokenizer
 
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
-from paddle_tag.data.tokenizer import encode_texts, pad_batch
+from paddle_tag.data.tokenizer import TextTokenizer, encode_texts, pad_batch
 from paddle_tag.errors import ConfigError, ParityError
-from paddle_tag.export.tokenizer_json import encode_with_tokenizer_json
 from paddle_tag.metrics import compute_metrics
 
 METRIC = {"multi_class": "macro_f1", "multi_label": "micro_f1"}
@@ -33,11 +34,13 @@ class ParityData:
     targets: np.ndarray  # (N,) class ids or (N, C) multi-hot
 
 
-def load_parity_data(path: Optional[str], fmt: str, labels: LabelSet, task: str, limit: int, hf_tokenizer,
-                     paddle_tokenizer, max_seq_len: int) -> ParityData:
-    """The first ``limit`` labelled examples of ``path``, tokenised with ``tokenizer.json``.
+def load_parity_data(path: Optional[str], fmt: str, labels: LabelSet, task: str, limit: int,
+                     tokenizer_json: str | os.PathLike, training_tokenizer: TextTokenizer,
+                     max_seq_len: int) -> ParityData:
+    """The first ``limit`` labelled examples of ``path``, tokenised with the exported ``tokenizer.json``
+    loaded as the deployed runner loads it (its own truncation setting).
 
-    Raises :class:`ParityError` if any id sequence differs from PaddleNLP's (``encode_texts``).
+    Raises :class:`ParityError` if any id sequence differs from training's (``encode_texts``).
     """
     if not path:
         raise ConfigError("export parity needs labelled data: set -o Data.eval_path=<file>")
@@ -46,12 +49,14 @@ def load_parity_data(path: Optional[str], fmt: str, labels: LabelSet, task: str,
     examples = read_examples(path, fmt)[:limit]
     labels.check_known(examples, "parity")
     texts = [ex.text for ex in examples]
-    ids = encode_with_tokenizer_json(hf_tokenizer, texts)
-    reference = encode_texts(paddle_tokenizer, texts, max_seq_len).input_ids
+    exported = Tokenizer.from_file(str(tokenizer_json))
+    exported.no_padding()
+    ids = [enc.ids for enc in exported.encode_batch(texts)]
+    reference = encode_texts(training_tokenizer, texts, max_seq_len).input_ids
     differ = [i for i, (a, b) in enumerate(zip(ids, reference)) if a != b]
     if differ:
         first = differ[0]
-        raise ParityError(f"tokenizer.json disagrees with PaddleNLP on {len(differ)}/{len(texts)} texts of {path}; "
+        raise ParityError(f"the exported tokenizer.json disagrees with training's tokenizer on {len(differ)}/{len(texts)} texts of {path}; "
                           f"first {examples[first].where}: {texts[first]!r}: {ids[first]} vs {reference[first]}")
     return ParityData(texts, ids, labels.encode(examples, task))
 

@@ -283,7 +283,7 @@ def test_every_key_can_be_overridden_with_its_default():
     for key in all_keys():
         section, name = key.split(".")
         value = defaults[section][name]
-        text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value) or "''"
         items.append(f"{key}={text}")
     assert load_config(None, items) == Config()
 

@@ -8,7 +8,7 @@ from paddle_tag.data.dataset import TaggingDataset, epoch_order, iterate
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import Example, read_examples
 from paddle_tag.data.tokenizer import encode_texts, load_tokenizer, pad_batch
-from paddle_tag.errors import ConfigError, DataError
+from paddle_tag.errors import ConfigError, DataError, ModelLoadError
 
 LONG = "今天天气很好，我们一起去公园散步，然后吃午饭。"
 
@@ -24,9 +24,30 @@ def tokenizer(vocab_file):
 def test_load_tokenizer_from_vocab(tokenizer):
     assert len(tokenizer) == 21128
     assert tokenizer.pad_token_id == 0
-    assert tokenizer.convert_ids_to_tokens([tokenizer.cls_token_id, tokenizer.sep_token_id]) == ["[CLS]", "[SEP]"]
-    ids = tokenizer("中国")["input_ids"]
-    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "中", "国", "[SEP]"]
+    assert [tokenizer.id_to_token(i) for i in (tokenizer.bos_token_id, tokenizer.eos_token_id)] == ["[CLS]", "[SEP]"]
+    ids = tokenizer.encode(["中国"])[0]
+    assert [tokenizer.id_to_token(i) for i in ids] == ["[CLS]", "中", "国", "[SEP]"]
+
+
+def test_text_prefix_is_part_of_the_saved_tokenizer(tokenizer, tmp_path):
+    prefixed = tokenizer.with_prefix("标题：")
+    assert prefixed.tokens("中国") == ["[CLS]", "标", "题", "：", "中", "国", "[SEP]"]
+    assert tokenizer.tokens("中国") == ["[CLS]", "中", "国", "[SEP]"]  # the original is unchanged
+    reloaded = load_tokenizer(str(prefixed.save(tmp_path).parent), None)
+    assert reloaded.encode(["中国"]) == prefixed.encode(["中国"])
+    assert reloaded.pad_token_id == 0
+
+
+def test_saved_tokenizer_records_truncation(tokenizer, tmp_path):
+    from tokenizers import Tokenizer
+
+    exported = Tokenizer.from_file(str(tokenizer.save(tmp_path, max_seq_len=6)))
+    assert exported.encode(LONG).ids == encode_texts(tokenizer, [LONG], 6).input_ids[0]
+
+
+def test_model_directory_without_tokenizer(tmp_path):
+    with pytest.raises(ModelLoadError, match="no tokenizer.json or vocab.txt"):
+        load_tokenizer(str(tmp_path), None)
 
 
 def test_load_tokenizer_needs_vocab():
@@ -45,9 +66,9 @@ def test_encode_truncates_keeping_cls_and_sep(tokenizer):
     assert enc.truncated == 2
     assert [len(r) for r in enc.input_ids] == [10, 3, 10]
     for row in enc.input_ids:
-        assert row[0] == tokenizer.cls_token_id and row[-1] == tokenizer.sep_token_id
-        assert row.count(tokenizer.sep_token_id) == 1
-    full = tokenizer(LONG)["input_ids"]
+        assert row[0] == tokenizer.bos_token_id and row[-1] == tokenizer.eos_token_id
+        assert row.count(tokenizer.eos_token_id) == 1
+    full = tokenizer.encode([LONG])[0]
     assert enc.input_ids[0][:9] == full[:9]  # the head of the text survives
 
 
@@ -126,7 +147,7 @@ def test_dataset_from_examples_and_batch(tokenizer):
     assert ds.targets.tolist() == [labels.index["体育"], labels.index["财经"], labels.index["财经"]]
     batch = ds.batch(np.array([2, 0]))
     assert batch.input_ids.shape == (2, 7)  # "中国队夺冠" = 5 chars + [CLS] + [SEP]
-    assert batch.input_ids[0].tolist() == tokenizer("股市")["input_ids"] + [0, 0, 0]
+    assert batch.input_ids[0].tolist() == tokenizer.encode(["股市"])[0] + [0, 0, 0]
     assert batch.targets.tolist() == [labels.index["财经"], labels.index["体育"]]
     assert batch.indices.tolist() == [2, 0]
     assert [b.indices.tolist() for b in iterate(ds, [np.array([0]), np.array([1]), np.array([2])], skip=1)] == [[1], [2]]
@@ -154,7 +175,7 @@ def test_dataset_real_thucnews(tokenizer, thucnews_small):
     ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_class", max_seq_len=48)
     assert len(ds) == 400
     assert all(2 < len(r) <= 48 for r in ds.input_ids)
-    unk = tokenizer.unk_token_id
+    unk = tokenizer.token_to_id("[UNK]")
     assert sum(r.count(unk) for r in ds.input_ids) < 0.02 * sum(len(r) for r in ds.input_ids)
     batches = epoch_order(len(ds), 16, seed=42, epoch=0)
     first = ds.batch(batches[0])

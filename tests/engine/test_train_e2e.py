@@ -34,7 +34,7 @@ def test_multiclass_train_eval_predict_tools(thucnews_small, vocab_file, tmp_pat
     proc = run_tool("train.py", "-c", CONFIG, *with_o(overrides))
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metrics.json", "curves.png", "report.txt", "config.yaml", "labels.json", "best/model.safetensors",
-                 "last/optimizer.safetensors", "last/trainer_state.json", "best/tokenizer/vocab.txt"):
+                 "last/optimizer.safetensors", "last/trainer_state.json", "best/tokenizer/tokenizer.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 4 * 25  # 400 titles / batch 16

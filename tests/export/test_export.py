@@ -20,7 +20,7 @@ from paddle_tag.errors import ConfigError, ExportError, ParityError
 from paddle_tag.export import export_checkpoint, read_manifest
 from paddle_tag.export import exporter as exporter_mod
 from paddle_tag.export.onnx_convert import session
-from paddle_tag.export.tokenizer_json import encode_with_tokenizer_json, load_tokenizer_json
+from tokenizers import Tokenizer
 from paddle_tag.export.variants import FILES
 from paddle_tag.utils.cli import run_cli
 
@@ -86,8 +86,7 @@ def test_exported_tokenizer_and_fp32_model_tag_new_text_like_paddle(mc_export, m
 
     ckpt = load_checkpoint(mc_checkpoint)
     texts = [row["text"] for row in read_jsonl(thucnews_small["train"])[-20:]] + ["￥199元 3.5℃ 50% ©2024 iPhone15 →"]
-    tok = load_tokenizer_json(mc_export / "tokenizer.json")
-    ids = encode_with_tokenizer_json(tok, texts)
+    ids = [enc.ids for enc in Tokenizer.from_file(str(mc_export / "tokenizer.json")).encode_batch(texts)]
     sess = session(mc_export / "model.onnx")
     width = max(map(len, ids))
     batch = np.array([row + [0] * (width - len(row)) for row in ids], dtype="int64")
@@ -197,12 +196,13 @@ def test_copy_of_export_keeps_working_elsewhere(mc_export, tmp_path):
     assert read_manifest(moved)["files"] == read_manifest(mc_export)["files"]
 
 
-def test_tokenizer_json_that_disagrees_with_paddlenlp_stops_the_export(mc_checkpoint, tmp_path, monkeypatch,
+def test_tokenizer_json_that_disagrees_with_training_stops_the_export(mc_checkpoint, tmp_path, monkeypatch,
                                                                        export_cfg):
-    from paddle_tag.export.tokenizer_json import build_tokenizer
+    from paddle_tag.data.tokenizer import TextTokenizer
 
-    monkeypatch.setattr(exporter_mod, "load_tokenizer_json",
-                        lambda path: build_tokenizer(mc_checkpoint / "tokenizer", 8))  # truncates too early
-    with pytest.raises(ParityError, match="tokenizer.json disagrees with PaddleNLP on"):
+    real_save = TextTokenizer.save
+    monkeypatch.setattr(TextTokenizer, "save", lambda self, directory, max_seq_len=None:
+                        real_save(self, directory, 8))  # the exported file truncates too early
+    with pytest.raises(ParityError, match="tokenizer.json disagrees with training's tokenizer on"):
         export_checkpoint(export_cfg(mc_checkpoint, tmp_path / "export", Export__parity_samples=16))
     assert not (tmp_path / "export").exists() and not list(tmp_path.iterdir())

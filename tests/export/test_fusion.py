@@ -14,7 +14,7 @@ from paddle_tag.export.onnx_convert import check, fold_constants, load_model, pa
 from paddle_tag.export.static import save_static
 from paddle_tag.export.variants import to_int8
 from paddle_tag.models import Tagger
-from paddle_tag.models.encoders import ernie_from_config
+from paddle_tag.models.encoders import encoder_from_sizes
 
 LAYERS, HIDDEN, HEADS, LABELS = 3, 32, 4, 5
 
@@ -24,7 +24,7 @@ def raw_fp32(pooling: str, tmp_path) -> onnx.ModelProto:
     paddle.seed(0)
     cfg = ModelConfig(num_layers=LAYERS, hidden_size=HIDDEN, num_heads=HEADS, intermediate_size=64, max_position=64,
                       pooling=pooling)
-    model = Tagger(ernie_from_config(cfg, vocab_size=200, pad_token_id=0), LABELS, pad_id=0, pooling=pooling)
+    model = Tagger(encoder_from_sizes("ernie", cfg, vocab_size=200, pad_token_id=0), LABELS, pad_id=0, pooling=pooling)
     model.eval()
     model_json, params = save_static(model, tmp_path / pooling)
     onnx_model = load_model(paddle_to_onnx(model_json, params))

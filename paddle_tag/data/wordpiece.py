@@ -1,6 +1,6 @@
-"""A Hugging Face ``tokenizers`` ``tokenizer.json`` that gives exactly PaddleNLP's ``ErnieTokenizer`` ids.
+"""A Hugging Face ``tokenizers`` WordPiece tokenizer that gives exactly PaddleNLP's ``ErnieTokenizer`` ids.
 
-The deployed runner tokenises with the Rust ``tokenizers`` library instead of PaddleNLP. The pipeline
+Training and the deployed runner tokenise with the Rust ``tokenizers`` library, not PaddleNLP. The pipeline
 mirrors PaddleNLP's ``BasicTokenizer`` + ``WordpieceTokenizer`` step by step:
 
 - vocabulary read like PaddleNLP's ``load_vocabulary``: lines split on ``"\\n"`` only (token 343 of the
@@ -14,8 +14,7 @@ mirrors PaddleNLP's ``BasicTokenizer`` + ``WordpieceTokenizer`` step by step:
   *symbols* (Unicode P* and S*, plus the few code points of PaddleNLP's ``_is_symbol``) and CJK
   ideographs. Without it ``￥1`` becomes ``['￥', '##1']`` instead of PaddleNLP's ``['￥', '1']``;
 - WordPiece with ``[UNK]``, ``##`` continuation and ``max_input_chars_per_word=100``;
-- ``[CLS] $A [SEP]`` and truncation to ``max_seq_len`` (PaddleNLP's ``encode_texts`` keeps the first
-  ``max_seq_len - 2`` word pieces, as Hugging Face's truncation does).
+- ``[CLS] $A [SEP]``; truncation is added where the file is saved for a given ``max_seq_len``.
 
 The character classes are computed from the Unicode tables of the Python that runs the export (the
 ones PaddleNLP uses), because the Rust library's own tables are of another Unicode version: written
@@ -29,9 +28,9 @@ import json
 import os
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from paddle_tag.errors import ExportError
+from paddle_tag.errors import ModelLoadError
 
 SUPPORTED_CLASSES = ("ErnieTokenizer", "BertTokenizer")
 SPECIAL_TOKENS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -60,7 +59,7 @@ def read_tokenizer_config(tokenizer_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _regex_class(points: list[int]) -> str:
+def regex_class(points: list[int]) -> str:
     """A regex character class (Oniguruma syntax) of sorted code points, as ranges."""
     parts: list[list[int]] = []
     for cp in points:
@@ -91,24 +90,22 @@ def paddle_char_classes(chinese_chars: bool = True) -> dict[str, str]:
             isolated.append(cp)
     if chinese_chars:
         isolated = sorted(set(isolated).union(*(range(lo, hi + 1) for lo, hi in CJK_RANGES)))
-    return {"removed": _regex_class(removed), "marks": _regex_class(marks), "isolated": _regex_class(isolated)}
+    return {"removed": regex_class(removed), "marks": regex_class(marks), "isolated": regex_class(isolated)}
 
 
-def build_tokenizer(tokenizer_dir: str | os.PathLike, max_seq_len: int):
-    """A ``tokenizers.Tokenizer`` giving the ids of the PaddleNLP tokenizer saved in ``tokenizer_dir``."""
+def build_tokenizer(vocab_file: str | os.PathLike, config_dir: Optional[str | os.PathLike] = None):
+    """A ``tokenizers.Tokenizer`` giving the ids of PaddleNLP's tokenizer for ``vocab_file``, configured by
+    the ``tokenizer_config.json`` in ``config_dir`` (an ``ErnieTokenizer`` with lower-casing if none)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tokenizer_dir = Path(tokenizer_dir)
-    vocab_path = tokenizer_dir / "vocab.txt"
+    vocab_path = Path(vocab_file)
     if not vocab_path.is_file():
-        raise ExportError(f"{tokenizer_dir}: no vocab.txt, cannot build tokenizer.json")
-    config = read_tokenizer_config(tokenizer_dir)
+        raise ModelLoadError(f"vocabulary not found: {vocab_path}")
+    config = read_tokenizer_config(config_dir) if config_dir is not None else {}
     cls_name = config.get("tokenizer_class", "ErnieTokenizer")
     if cls_name not in SUPPORTED_CLASSES:
-        raise ExportError(f"{tokenizer_dir}: tokenizer_class {cls_name!r} cannot be exported to tokenizer.json "
-                          f"(supported: {', '.join(SUPPORTED_CLASSES)})")
-    if max_seq_len < 3:
-        raise ExportError(f"max_seq_len must be at least 3 ([CLS] x [SEP]), got {max_seq_len}")
+        raise ModelLoadError(f"{config_dir}: tokenizer_class {cls_name!r} cannot be turned into a tokenizer.json "
+                             f"(supported: {', '.join(SUPPORTED_CLASSES)})")
     lowercase = bool(config.get("do_lower_case", True))
     bert = cls_name == "BertTokenizer"  # ErnieTokenizer builds BasicTokenizer(do_lower_case) only
     strip_accents = config.get("strip_accents") if bert else None
@@ -118,7 +115,7 @@ def build_tokenizer(tokenizer_dir: str | os.PathLike, max_seq_len: int):
     vocab = read_vocab(vocab_path)
     missing = [tok for tok in specials.values() if tok not in vocab]
     if missing:
-        raise ExportError(f"{vocab_path}: special tokens {missing} are not in the vocabulary")
+        raise ModelLoadError(f"{vocab_path}: special tokens {missing} are not in the vocabulary")
     classes = paddle_char_classes(chinese_chars)
 
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token=specials["unk_token"],
@@ -140,24 +137,5 @@ def build_tokenizer(tokenizer_dir: str | os.PathLike, max_seq_len: int):
                                                        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])])
     tok.decoder = decoders.WordPiece(prefix="##")
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in dict.fromkeys(specials.values())])
-    tok.enable_truncation(max_length=max_seq_len, strategy="longest_first", direction="right")
+    tok.enable_padding(pad_id=vocab[specials["pad_token"]], pad_token=specials["pad_token"])
     return tok
-
-
-def write_tokenizer_json(tokenizer_dir: str | os.PathLike, path: str | os.PathLike, max_seq_len: int):
-    """Build the tokenizer of a checkpoint's ``tokenizer/`` folder, save it as ``path``; return it."""
-    tok = build_tokenizer(tokenizer_dir, max_seq_len)
-    tok.save(str(path), pretty=True)
-    return tok
-
-
-def load_tokenizer_json(path: str | os.PathLike):
-    """Load a ``tokenizer.json`` (as the deployed runner does)."""
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(path))
-
-
-def encode_with_tokenizer_json(tok, texts: list[str]) -> list[list[int]]:
-    """Ids of ``texts`` (``[CLS] … [SEP]``, truncated) with a ``tokenizers.Tokenizer``."""
-    return [enc.ids for enc in tok.encode_batch(list(texts), add_special_tokens=True)]

@@ -1,4 +1,5 @@
-"""tokenizer.json gives exactly PaddleNLP's ErnieTokenizer ids: real titles and poems, prices, units, symbols."""
+"""The WordPiece tokenizer.json gives exactly PaddleNLP's ErnieTokenizer ids: real titles and poems, prices,
+units, symbols (PaddleNLP is the reference here; training and deploy both use the tokenizer.json)."""
 from __future__ import annotations
 
 import itertools
@@ -6,15 +7,9 @@ import itertools
 import pytest
 from helpers import read_jsonl
 
-from paddle_tag.data.tokenizer import encode_texts, load_tokenizer, save_tokenizer
-from paddle_tag.errors import ExportError
-from paddle_tag.export.tokenizer_json import (
-    build_tokenizer,
-    encode_with_tokenizer_json,
-    load_tokenizer_json,
-    read_vocab,
-    write_tokenizer_json,
-)
+from paddle_tag.data.tokenizer import TextTokenizer, encode_texts, load_tokenizer
+from paddle_tag.data.wordpiece import build_tokenizer, read_vocab
+from paddle_tag.errors import ModelLoadError
 
 PRICES_UNITS = ["￥199", "￥1", "¥8999起", "€25", "£9.99", "$99", "3.5℃", "-5°C", "50%", "10×20cm", "©2024",
                 "A→B", "®™", "±0.5mm", "≥90分", "1/2", "2²", "H₂O", "μs", "µs", "①②③", "〇", "Ø12", "½杯", "5‰",
@@ -42,21 +37,31 @@ def symbol_strings() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(vocab_file, tmp_path_factory):
-    """A checkpoint-style tokenizer/ folder (PaddleNLP save_pretrained of the real Chinese BERT vocab)."""
+    """A PaddleNLP save_pretrained folder of the real Chinese BERT vocab."""
+    from paddlenlp.transformers import ErnieTokenizer
+
     directory = tmp_path_factory.mktemp("tok") / "tokenizer"
-    save_tokenizer(load_tokenizer(None, vocab_file), directory)
+    ErnieTokenizer(vocab_file=vocab_file).save_pretrained(str(directory))
     return directory
 
 
 @pytest.fixture(scope="module")
 def paddle_tok(tokenizer_dir):
-    return load_tokenizer(str(tokenizer_dir), None)
+    from paddlenlp.transformers import ErnieTokenizer
+
+    return ErnieTokenizer.from_pretrained(str(tokenizer_dir))
 
 
-def assert_same_ids(paddle_tok, tokenizer_dir, texts, max_seq_len, tmp_path=None):
-    tok = build_tokenizer(tokenizer_dir, max_seq_len)
-    expected = encode_texts(paddle_tok, texts, max_seq_len).input_ids
-    got = encode_with_tokenizer_json(tok, texts)
+def paddlenlp_ids(paddle_tok, texts, max_seq_len):
+    """PaddleNLP's ids, cut like ``encode_texts`` (keep the head and the closing [SEP])."""
+    rows = paddle_tok(list(texts), truncation=False, return_token_type_ids=False)["input_ids"]
+    return [row if len(row) <= max_seq_len else row[:max_seq_len - 1] + [row[-1]] for row in rows]
+
+
+def assert_same_ids(paddle_tok, tokenizer_dir, texts, max_seq_len):
+    tok = TextTokenizer(build_tokenizer(tokenizer_dir / "vocab.txt", tokenizer_dir))
+    expected = paddlenlp_ids(paddle_tok, texts, max_seq_len)
+    got = encode_texts(tok, texts, max_seq_len).input_ids
     bad = [(t, paddle_tok.convert_ids_to_tokens(e), [tok.id_to_token(i) for i in g])
            for t, e, g in zip(texts, expected, got) if e != g]
     assert not bad, f"{len(bad)} of {len(texts)} differ, e.g. {bad[:3]}"
@@ -83,7 +88,7 @@ def test_prices_units_symbols_and_mixed_text_match(paddle_tok, tokenizer_dir):
     texts = symbol_strings()
     assert len(texts) > 1000
     ids = assert_same_ids(paddle_tok, tokenizer_dir, texts, 128)
-    tok = build_tokenizer(tokenizer_dir, 128)
+    tok = build_tokenizer(tokenizer_dir / "vocab.txt", tokenizer_dir)
     assert tok.encode("￥1").tokens == ["[CLS]", "￥", "1", "[SEP]"]  # not ['￥', '##1']
     assert [tok.id_to_token(i) for i in ids[texts.index("[SEP] literal [MASK] tokens")]][:2] == ["[CLS]", "[SEP]"]
     for max_len in (3, 5, 16):
@@ -98,22 +103,22 @@ def test_unicode_sample_matches(paddle_tok, tokenizer_dir):
 
 
 def test_saved_file_round_trips_and_truncates(tokenizer_dir, tmp_path, paddle_tok):
-    path = tmp_path / "tokenizer.json"
-    write_tokenizer_json(tokenizer_dir, path, 10)
-    tok = load_tokenizer_json(path)
+    from tokenizers import Tokenizer
+
+    path = load_tokenizer(str(tokenizer_dir), None).save(tmp_path, max_seq_len=10)
+    tok = Tokenizer.from_file(str(path))
     text = "皇马客场三比一击败巴萨 继续领跑西甲积分榜"
-    assert encode_with_tokenizer_json(tok, [text]) == encode_texts(paddle_tok, [text], 10).input_ids
+    assert tok.encode(text).ids == paddlenlp_ids(paddle_tok, [text], 10)[0]
     assert len(tok.encode(text).ids) == 10 and tok.encode(text).ids[-1] == 102
+    assert load_tokenizer(str(tmp_path), None).pad_token_id == 0
 
 
-def test_unusable_tokenizer_folders_are_export_errors(tmp_path, tokenizer_dir):
-    with pytest.raises(ExportError, match="no vocab.txt"):
-        build_tokenizer(tmp_path, 16)
+def test_unusable_vocabularies_are_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="vocabulary not found"):
+        build_tokenizer(tmp_path / "vocab.txt")
     (tmp_path / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
-    with pytest.raises(ExportError, match="special tokens"):
-        build_tokenizer(tmp_path, 16)
+    with pytest.raises(ModelLoadError, match="special tokens"):
+        build_tokenizer(tmp_path / "vocab.txt", tmp_path)
     (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "GPTTokenizer"}', encoding="utf-8")
-    with pytest.raises(ExportError, match="GPTTokenizer"):
-        build_tokenizer(tmp_path, 16)
-    with pytest.raises(ExportError, match="at least 3"):
-        build_tokenizer(tokenizer_dir, 2)
+    with pytest.raises(ModelLoadError, match="GPTTokenizer"):
+        build_tokenizer(tmp_path / "vocab.txt", tmp_path)
