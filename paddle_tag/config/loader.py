@@ -63,13 +63,18 @@ def deep_merge(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``Section.key=value`` and parse the value as a YAML scalar."""
+    """Split ``Section.key=value`` and parse the value as a YAML scalar.
+
+    Every key is a scalar, so text that YAML would read as a mapping or a list is kept as typed:
+    ``-o Data.text_prefix="query: "`` reaches us (after the shell) as ``query: ``, not ``{query: null}``."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like Section.key=value")
     dotted, text = item.split("=", 1)
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
+        value = text
+    if isinstance(value, (dict, list)):
         value = text
     return dotted.strip(), value
 

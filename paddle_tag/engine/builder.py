@@ -35,17 +35,19 @@ def load_dataset(path: str, config: Config, tokenizer, labels: LabelSet, split: 
 def pretrained_model_config(config: Config, train_texts: Sequence[str]) -> ModelConfig:
     """``Model.*`` with ``pretrained`` resolved to a directory (or hub name) and, with ``Model.prune_vocab``,
     replaced by a copy whose vocabulary keeps only the pieces ``train_texts`` use (written once into
-    ``<Global.output_dir>/pretrained_pruned``; a resumed run reuses it)."""
+    ``<Global.output_dir>/pretrained_pruned``; a resumed run reuses it when source and texts are the same)."""
     model_cfg = dataclasses.replace(config.Model, pretrained=resolve_pretrained(config.Model.pretrained))
     if not model_cfg.prune_vocab:
         return model_cfg
     if not model_cfg.pretrained or not Path(model_cfg.pretrained).is_dir():
         raise ConfigError("Model.prune_vocab needs Model.pretrained to be a local model directory")
-    from paddle_tag.weights.pruning import prune_model_dir
+    from paddle_tag.weights.pruning import is_pruned_from, prune_model_dir
 
     pruned = Path(config.Global.output_dir) / "pretrained_pruned"
-    if not (pruned / "provenance.json").is_file():
-        prune_model_dir(model_cfg.pretrained, train_texts, pruned, corpus_name=str(config.Data.train_path))
+    # the tokenizer puts Data.text_prefix before every text: its pieces (e5: ▁que ry :) must be kept too
+    texts = [config.Data.text_prefix + text for text in train_texts]
+    if not is_pruned_from(pruned, model_cfg.pretrained, texts):
+        prune_model_dir(model_cfg.pretrained, texts, pruned, corpus_name=str(config.Data.train_path))
     return dataclasses.replace(model_cfg, pretrained=str(pruned))
 
 
@@ -77,5 +79,9 @@ def build_trainer(config: Config) -> Trainer:
     if data.max_seq_len > config.Model.max_position and not config.Model.pretrained:
         raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds Model.max_position={config.Model.max_position}")
     model = build_model(model_cfg, len(labels), len(tokenizer), tokenizer.pad_token_id)
+    positions = int(model.encoder.config.max_position_embeddings)
+    if data.max_seq_len > positions:
+        raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds the {positions} positions of the encoder "
+                          f"{model_cfg.pretrained}")
     loss_fn = build_loss(config.Loss, data.task)
     return Trainer(config, runtime, model, loss_fn, tokenizer, labels, train_set, eval_set, test_set)

@@ -243,6 +243,21 @@ def _embedding_key(tensors: dict[str, np.ndarray], path: Path) -> str:
     return keys[0]
 
 
+def corpus_digest(texts: Sequence[str]) -> str:
+    """The sha256 a pruned directory's provenance records for its corpus."""
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+
+
+def is_pruned_from(out_dir: str | os.PathLike, model_dir: str | os.PathLike, texts: Sequence[str]) -> bool:
+    """Whether ``out_dir`` is a complete pruning of ``model_dir`` on exactly ``texts`` (so it can be reused)."""
+    provenance = Path(out_dir) / "provenance.json"
+    if not provenance.is_file() or not (Path(out_dir) / WEIGHTS).is_file():
+        return False
+    entry = read_json(provenance).get("pruned", {})
+    return (entry.get("source_dir") == str(Path(model_dir).resolve())
+            and entry.get("corpus_sha256") == corpus_digest(texts))
+
+
 def prune_model_dir(model_dir: str | os.PathLike, texts: Iterable[str], out_dir: str | os.PathLike, *,
                     keep_single_chars: bool = True, min_count: int = 1, corpus_name: str = "",
                     progress: bool = True) -> dict[str, Any]:
@@ -293,7 +308,7 @@ def prune_model_dir(model_dir: str | os.PathLike, texts: Iterable[str], out_dir:
     provenance = read_json(model_dir / PROVENANCE) if (model_dir / PROVENANCE).is_file() else {}
     entry = {"source_dir": str(model_dir.resolve()), "source_sha256": sha256_file(model_dir / WEIGHTS),
              "corpus_name": corpus_name, "corpus_texts": len(texts),
-             "corpus_sha256": hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest(),
+             "corpus_sha256": corpus_digest(texts),
              "kept": len(kept), "original": rows, "keep_single_chars": keep_single_chars, "min_count": min_count}
     if "pruned" in provenance:
         entry["previous"] = provenance["pruned"]

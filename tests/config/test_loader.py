@@ -123,6 +123,7 @@ def test_top_level_must_be_mapping(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("3", 3), ("-1", -1), ("0.5", 0.5), ("true", True), ("false", False), ("null", None), ("~", None),
     ("", None), ("cpu", "cpu"), ("a=b", "a=b"), ("3e-5", "3e-5"),
+    ("query: ", "query: "), ("[a, b]", "[a, b]"),  # every key is a scalar: YAML mappings / lists stay text
 ])
 def test_parse_override_yaml_scalars(text, expected):
     key, value = parse_override(f"Sec.key={text}")

