@@ -57,3 +57,33 @@ def tiny_checkpoint(thucnews_small, vocab_file, tmp_path_factory) -> Path:
                                         Data__test_path="null"))
     build_trainer(config).fit()
     return out / "best"
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(vocab_file, tmp_path_factory) -> Path:
+    """A random tiny PaddleNLP ``BertModel`` (hidden 32, 2 layers) over the real Chinese BERT vocab, saved as
+    safetensors with its WordPiece ``tokenizer.json`` — a model directory ``Embedder.from_pretrained`` loads."""
+    import numpy as np
+    import paddle
+    from paddlenlp.transformers import BertConfig, BertModel
+
+    from paddle_tag.data.tokenizer import load_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_bert") / "model"
+    tokenizer = load_tokenizer(None, vocab_file)
+    with paddle.utils.unique_name.guard():
+        model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                     pad_token_id=tokenizer.pad_token_id))
+    # weights random and O(1), LayerNorms near identity: a wrong mask, window or pooling shows in the numbers
+    rng = np.random.default_rng(0)
+
+    def draw(name: str, shape: list[int]) -> np.ndarray:
+        if "norm" in name:
+            return rng.normal(1.0 if name.endswith("weight") else 0.0, 0.1, shape).astype(np.float32)
+        return rng.normal(0.0, 0.5, shape).astype(np.float32)
+
+    model.set_state_dict({k: draw(k, v.shape) for k, v in model.state_dict().items()})
+    model.save_pretrained(str(root), safe_serialization=True)
+    tokenizer.save(root)
+    return root

@@ -99,6 +99,6 @@ class Embedder:
                 pooled[chosen] = (sequence * mask[..., None]).sum(axis=1) / lengths[:, None]
         weights = np.array([max(len(r) - 2, 1) for r in rows], dtype=np.float64)
         out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float64)
-        np.add.at(out, np.array(owner), pooled * weights[:, None])
+        np.add.at(out, np.array(owner, dtype=np.int64), pooled * weights[:, None])
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)

