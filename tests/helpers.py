@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,3 +31,25 @@ def tiny_overrides(data: dict[str, Path], out: Path, vocab: str, task: str = "mu
              "Global.progress=false", "Data.max_seq_len=48", "Data.batch_size=16", "Optimizer.lr=3e-3",
              "Optimizer.warmup_ratio=0.05"]
     return items + [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
+
+
+def run_tool(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``tools/<script>`` in a subprocess from the repository root."""
+    return subprocess.run([sys.executable, str(REPO / "tools" / script), *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env=env)
+
+
+def with_o(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("-o", item)]
+
+
+def predict_with_tool(checkpoint: Path, texts: list[str], labels_path: Path) -> list[dict]:
+    """``tools/predict.py`` on ``checkpoint``: one JSON row per text, in order, each with one known tag."""
+    proc = run_tool("predict.py", "-o", f"Global.checkpoint={checkpoint}", *[a for t in texts for a in ("--text", t)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    labels = json.loads(Path(labels_path).read_text(encoding="utf-8"))
+    assert [r["text"] for r in rows] == texts
+    for row in rows:
+        assert len(row["tags"]) == 1 and row["tags"][0] in labels
+    return rows

@@ -104,6 +104,7 @@ class ExportConfig:
     parity_samples: int = 256  # real samples from Data.eval_path run through Paddle and ONNX Runtime
     fp32_atol: float = 1e-4  # largest |logit difference| FP32 ONNX may show; above it the export is refused
     max_seq_len: Optional[int] = None  # tokenizer truncation length; null = Data.max_seq_len
+    int8_keep_fp32: Literal["none", "ffn_out"] = "none"  # ffn_out: feed-forward output MatMuls stay FP32
 
 
 @dataclass

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import onnx
 import paddle
 
 import paddle_tag
 from paddle_tag.config import Config
+from paddle_tag.config.schema import ExportConfig
 from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from paddle_tag.data.tokenizer import TOKENIZER_FILE
 from paddle_tag.errors import ConfigError, ExportError
@@ -27,7 +28,11 @@ from paddle_tag.utils.io import replace_directory, sha256_file
 
 STATIC_DIR = "paddle"
 MIN_OPSET, MAX_OPSET = 13, 19  # what paddle2onnx 2.1 and onnxruntime 1.32 both handle for this graph
-DERIVED = {"fp16": to_fp16, "int8": to_int8}  # variants built from the FP32 model
+# variants built from the FP32 model, with their Export.* settings
+DERIVED: dict[str, Callable[[onnx.ModelProto, ExportConfig], onnx.ModelProto]] = {
+    "fp16": lambda model, exp: to_fp16(model),
+    "int8": lambda model, exp: to_int8(model, exp.int8_keep_fp32),
+}
 
 
 def export_checkpoint(config: Config) -> Path:
@@ -96,7 +101,7 @@ def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str
     reference = paddle_logits(ckpt.model, data.input_ids, pad_id)
     parity: dict[str, dict[str, Any]] = {}
     for variant in variants:
-        model = fp32 if variant == "fp32" else DERIVED[variant](fp32)
+        model = fp32 if variant == "fp32" else DERIVED[variant](fp32, exp)
         path = tmp / FILES[variant]
         onnx.save(model, str(path))
         logits = onnx_logits(session(path), data.input_ids, pad_id)

@@ -92,9 +92,27 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return half
 
 
-def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+def gelu_fed_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMuls that read a GELU's output (the feed-forward output projections).
+
+    paddle2onnx writes GELU as ``x * 0.5 * (1 + erf(x / sqrt 2))``: a MatMul counts when an ``Erf`` is at
+    most four producers up its first input. Their input is where BERT-family activations have outliers,
+    which per-tensor dynamic INT8 quantisation handles worst."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def near_erf(name: str, hops: int) -> bool:
+        node = producer.get(name)
+        if node is None or hops == 0:
+            return False
+        return node.op_type == "Erf" or any(near_erf(i, hops - 1) for i in node.input)
+
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and near_erf(n.input[0], 4)]
+
+
+def to_int8(model: onnx.ModelProto, keep_fp32: str = "none") -> onnx.ModelProto:
     """Attention fused, then dynamic INT8 quantisation (QInt8 per-channel 7-bit weights) with ONNX Runtime;
-    checked and loaded. ``model`` itself is not changed."""
+    checked and loaded. ``keep_fp32="ffn_out"`` leaves the feed-forward output MatMuls in FP32
+    (:func:`gelu_fed_matmuls`). ``model`` itself is not changed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fused = copy.deepcopy(model)
@@ -106,7 +124,9 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "Please consider to run pre-processing" (we fold beforehand)
         try:
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+            excluded = gelu_fed_matmuls(fused) if keep_fp32 == "ffn_out" else []
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                             nodes_to_exclude=excluded)
         except Exception as exc:
             raise ExportError(f"INT8 quantisation failed: {type(exc).__name__}: {exc}") from exc
         finally:

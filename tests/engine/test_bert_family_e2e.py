@@ -10,22 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, read_jsonl, tiny_overrides
+from helpers import REPO, predict_with_tool, read_jsonl, run_tool, tiny_overrides, with_o
 from tokenizers import Tokenizer
 
 CONFIG = str(REPO / "configs/text/thucnews_ernie_small.yaml")
 E5_CONFIG = str(REPO / "configs/text/thucnews_e5_small.yaml")
 PREFIX = "query: "
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # e5's ids 0..3
-
-
-def run_tool(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "tools" / script), *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env=env)
-
-
-def with_o(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("-o", item)]
 
 
 def bert_overrides(data: dict[str, Path], out: Path, vocab: str, model_dir: Path, **extra) -> list[str]:
@@ -107,13 +98,7 @@ def test_train_bert_with_prefix_and_pruned_vocab_then_predict(trained, e5ish_dir
         assert tokens == unpruned.encode(PREFIX + title).tokens
 
     texts = [r["text"] for r in read_jsonl(real_data["thucnews"] / "test.jsonl")[:2]]
-    proc = run_tool("predict.py", "-o", f"Global.checkpoint={out / 'best'}", *[a for t in texts for a in ("--text", t)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
-    labels = json.loads((out / "labels.json").read_text())
-    assert [r["text"] for r in rows] == texts
-    for row in rows:
-        assert len(row["tags"]) == 1 and row["tags"][0] in labels
+    predict_with_tool(out / "best", texts, out / "labels.json")
 
 
 def test_wrong_family_and_missing_cached_model_are_user_errors(e5ish_dir, thucnews_small, vocab_file, tmp_path):

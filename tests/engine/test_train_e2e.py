@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, read_jsonl, tiny_overrides
+from helpers import REPO, predict_with_tool, read_jsonl, run_tool, tiny_overrides, with_o
 
 from paddle_tag.config import load_config
 from paddle_tag.engine.builder import build_trainer
@@ -17,15 +15,6 @@ from paddle_tag.errors import ModelLoadError
 from paddle_tag.metrics import DEFAULT_GRID
 
 CONFIG = str(REPO / "configs/text/thucnews_ernie_small.yaml")
-
-
-def run_tool(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "tools" / script), *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
-
-
-def with_o(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("-o", item)]
 
 
 def test_multiclass_train_eval_predict_tools(thucnews_small, vocab_file, tmp_path):
@@ -52,13 +41,7 @@ def test_multiclass_train_eval_predict_tools(thucnews_small, vocab_file, tmp_pat
     assert abs(evaluated["macro_f1"] - best["macro_f1"]) < 1e-9
 
     texts = [row["text"] for row in read_jsonl(thucnews_small["dev"])[:5]]
-    proc = run_tool("predict.py", "-o", f"Global.checkpoint={out / 'best'}", *[a for t in texts for a in ("--text", t)])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
-    labels = json.loads((out / "labels.json").read_text())
-    assert [r["text"] for r in rows] == texts
-    for row in rows:
-        assert len(row["tags"]) == 1 and row["tags"][0] in labels
+    for row in predict_with_tool(out / "best", texts, out / "labels.json"):
         assert row["tags"][0] == max(row["scores"], key=row["scores"].get)
 
 

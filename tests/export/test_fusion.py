@@ -12,7 +12,7 @@ from paddle_tag.config.schema import ModelConfig
 from paddle_tag.export.fusion import MS_DOMAIN, fuse_attention, prune_to_cls, remove_dead_nodes
 from paddle_tag.export.onnx_convert import check, fold_constants, load_model, paddle_to_onnx, rename_io, session
 from paddle_tag.export.static import save_static
-from paddle_tag.export.variants import to_int8
+from paddle_tag.export.variants import gelu_fed_matmuls, to_int8
 from paddle_tag.models import Tagger
 from paddle_tag.models.encoders import encoder_from_sizes
 
@@ -105,6 +105,22 @@ def test_int8_uses_qattention_and_tracks_fp32(graphs):
     assert "Attention" not in [n.op_type for n in model.graph.node]  # the FP32 graph is left alone
     for ids in inputs():
         assert np.abs(logits(quant, ids) - logits(model, ids)).max() < 0.5
+
+
+def test_int8_can_keep_the_feed_forward_outputs_fp32(graphs):
+    model = graphs["mean"]
+    ffn_out = gelu_fed_matmuls(model)
+    assert len(ffn_out) == LAYERS  # one per layer: the MatMul after GELU, not the one before it
+    producers = {out: n for n in model.graph.node for out in n.output}
+    assert all(producers[n.input[0]].op_type == "Mul" for n in model.graph.node if n.name in ffn_out)
+    full, kept = to_int8(model), to_int8(model, keep_fp32="ffn_out")
+    float_matmuls = [n for n in kept.graph.node if n.op_type == "MatMul"]
+    assert len(float_matmuls) == LAYERS and not [n for n in full.graph.node if n.op_type == "MatMul"]
+    assert [n.op_type for n in kept.graph.node].count("MatMulInteger") < [n.op_type for n in full.graph.node].count(
+        "MatMulInteger")
+    for ids in inputs():
+        reference = logits(model, ids)
+        assert np.abs(logits(kept, ids) - reference).max() < 0.5
 
 
 def test_graph_without_the_pattern_is_left_alone():
