@@ -16,7 +16,6 @@ Where it comes from:
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,10 +194,3 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:
 def save_tokenizer(tokenizer: TextTokenizer, directory: str | os.PathLike) -> None:
     """Write ``tokenizer.json`` into ``directory`` (part of the checkpoint contract)."""
     tokenizer.save(directory)
-
-
-def copy_tokenizer_files(source: str | os.PathLike, directory: str | os.PathLike) -> None:
-    """Copy the optional PaddleNLP side files (vocab, config) of a model directory next to a tokenizer."""
-    for name in ("vocab.txt", "tokenizer_config.json"):
-        if (Path(source) / name).is_file():
-            shutil.copy2(Path(source) / name, Path(directory) / name)

