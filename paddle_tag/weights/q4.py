@@ -44,7 +44,8 @@ def quantize_q4_0(matrix: np.ndarray) -> bytes:
     index = np.abs(blocks).argmax(axis=1)
     peak = blocks[np.arange(len(blocks)), index]
     scale = (peak / -8.0).astype(np.float16)
-    inverse = np.where(scale != 0, 1.0 / scale.astype(np.float32), 0.0)
+    scale32 = scale.astype(np.float32)
+    inverse = np.divide(1.0, scale32, out=np.zeros_like(scale32), where=scale32 != 0)  # all-zero block: 0
     q = np.clip(np.round(blocks * inverse[:, None]) + 8, 0, 15).astype(np.uint8)
     packed = (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
     out = np.concatenate([scale.view(np.uint8).reshape(-1, 2), packed], axis=1)
