@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,9 @@ def predict_with_tool(checkpoint: Path, texts: list[str], labels_path: Path) -> 
     for row in rows:
         assert len(row["tags"]) == 1 and row["tags"][0] in labels
     return rows
+
+
+def q4_block(scale: float, q: list[int]) -> bytes:
+    """One Q4_0 block by hand: fp16 scale (little-endian), then byte j = q[j] (low nibble) | q[j + 16] (high)."""
+    assert len(q) == 32 and all(0 <= v <= 15 for v in q)
+    return struct.pack("<e", scale) + bytes(q[j] | (q[j + 16] << 4) for j in range(16))
