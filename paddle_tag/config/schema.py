@@ -61,6 +61,9 @@ class ModelConfig:
     dropout: float = 0.1
     pooling: Literal["cls", "mean"] = "cls"
     head_dropout: float = 0.1
+    # prior: the head's bias starts at the training labels' log-odds (multi-label) or log-frequencies
+    # (multi-class), so the first steps learn to tell texts apart instead of pushing every score down
+    head_bias_init: Literal["zeros", "prior"] = "prior"
 
 
 @dataclass
@@ -80,6 +83,7 @@ class OptimizerConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0  # 0 disables clipping
+    head_lr_scale: float = 1.0  # the classifier head learns at lr * head_lr_scale (a new head starts from nothing)
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8

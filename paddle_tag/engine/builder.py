@@ -83,5 +83,7 @@ def build_trainer(config: Config) -> Trainer:
     if data.max_seq_len > positions:
         raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds the {positions} positions of the encoder "
                           f"{model_cfg.pretrained}")
+    if model_cfg.head_bias_init == "prior":
+        model.init_head_bias(train_set.targets, data.task)
     loss_fn = build_loss(config.Loss, data.task)
     return Trainer(config, runtime, model, loss_fn, tokenizer, labels, train_set, eval_set, test_set)

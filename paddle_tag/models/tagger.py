@@ -5,10 +5,12 @@ discovery); ``forward_head`` maps it to logits; ``forward`` chains both.
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
 POOLINGS = ("cls", "mean")
+HEAD_PREFIX = "classifier."  # parameter-name prefix of the head (the optimizer gives it its own lr)
 
 
 class Tagger(nn.Layer):
@@ -43,3 +45,24 @@ class Tagger(nn.Layer):
 
     def forward(self, input_ids: paddle.Tensor) -> paddle.Tensor:
         return self.forward_head(self.forward_features(input_ids))
+
+    def init_head_bias(self, targets: np.ndarray, task: str) -> np.ndarray:
+        """Start the head's bias at the label prior of ``targets`` and return it.
+
+        ``targets``: ``(N, C)`` multi-hot for multi-label (bias = log-odds of each label's frequency) or
+        ``(N,)`` class ids for multi-class (bias = log-frequency). Frequencies are smoothed by half a count
+        so a label absent from ``targets`` gets a finite bias.
+        """
+        n = len(targets)
+        if n == 0:
+            raise ValueError("cannot compute label priors from an empty target array")
+        if task == "multi_label":
+            counts = np.asarray(targets, dtype="float64").sum(axis=0)
+        else:
+            counts = np.bincount(np.asarray(targets, dtype="int64"), minlength=self.num_labels).astype("float64")
+        if counts.shape != (self.num_labels,):
+            raise ValueError(f"targets have {counts.shape[0]} labels, the head has {self.num_labels}")
+        freq = (counts + 0.5) / (n + 1.0)
+        bias = np.log(freq / (1.0 - freq)) if task == "multi_label" else np.log(freq)
+        self.classifier.bias.set_value(bias.astype("float32"))
+        return bias.astype("float32")

@@ -221,3 +221,27 @@ def test_pretrained_local_directory(tmp_path, vocab_file):
     with paddle.no_grad():
         out = model(paddle.to_tensor(pad_batch(rows, tokenizer.pad_token_id)))
     assert tuple(out.shape) == (2, 4)
+
+
+def test_prior_head_bias_gives_label_frequencies_before_training():
+    model = tiny_model(num_labels=3)
+    targets = np.zeros((200, 3), dtype="float32")
+    targets[:100, 0] = 1  # 50 %
+    targets[:10, 1] = 1  # 5 %; label 2 never occurs
+    model.init_head_bias(targets, "multi_label")
+    model.classifier.weight.set_value(np.zeros_like(model.classifier.weight.numpy()))
+    scores = paddle.nn.functional.sigmoid(model(ids([[5, 6, 7]]))).numpy()[0]
+    np.testing.assert_allclose(scores[:2], [0.5, 0.05], atol=0.005)
+    assert 0 < scores[2] < 0.005  # smoothed: finite, tiny
+
+
+def test_prior_head_bias_multi_class_is_log_frequency():
+    model = tiny_model(num_labels=3)
+    bias = model.init_head_bias(np.array([0] * 60 + [1] * 30 + [2] * 10), "multi_class")
+    probs = np.exp(bias) / np.exp(bias).sum()
+    np.testing.assert_allclose(probs, [0.6, 0.3, 0.1], atol=0.01)
+
+
+def test_prior_head_bias_rejects_wrong_label_count():
+    with pytest.raises(ValueError, match="targets have 4 labels, the head has 3"):
+        tiny_model(num_labels=3).init_head_bias(np.zeros((5, 4), dtype="float32"), "multi_label")
