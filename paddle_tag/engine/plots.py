@@ -22,7 +22,8 @@ def plot_curves(history: dict, path: str | os.PathLike, metric_keys: tuple[str, 
         ax_lr.plot([r["step"] for r in train], [r["lr"] for r in train], color="C7", alpha=0.5, label="lr")
         ax_lr.set_ylabel("learning rate")
     if evals:
-        ax_loss.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o-", color="C3", label="eval loss")
+        if "loss" in evals[0]:
+            ax_loss.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o-", color="C3", label="eval loss")
         keys = metric_keys or tuple(k for k in ("accuracy", "macro_f1", "micro_f1", "mAP") if k in evals[0])
         for key in keys:
             ax_metric.plot([r["step"] for r in evals], [r[key] for r in evals], "o-", label=key)

@@ -7,8 +7,6 @@ resumed from ``last/`` ends with the same weights and metrics as an uninterrupte
 from __future__ import annotations
 
 import logging
-import math
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +15,7 @@ import paddle
 from tqdm.auto import tqdm
 
 from paddle_tag.config import Config, save_config
-from paddle_tag.data.dataset import TaggingDataset, epoch_order, iterate
+from paddle_tag.data.dataset import TaggingDataset, epoch_order
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.engine.checkpoint import (
     load_checkpoint,
@@ -26,6 +24,7 @@ from paddle_tag.engine.checkpoint import (
     save_checkpoint,
 )
 from paddle_tag.engine.evaluator import evaluate
+from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.runtime import Runtime
@@ -69,48 +68,21 @@ class Trainer:
         self.scaler = runtime.grad_scaler()
         self.parallel_model = paddle.DataParallel(model) if runtime.world_size > 1 else model
         self.thresholds: Optional[np.ndarray] = None
-        self.state = {"global_step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None,
-                      "history": {"train": [], "eval": []}, "train_time_s": 0.0}
+        self.state = new_state()
 
     # -- public -------------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train to ``Global.epochs`` (or ``Global.max_steps``); return the contents of ``metrics.json``."""
-        cfg = self.config.Global
         if self.runtime.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
             self.labels.save(self.out / "labels.json")
         self._maybe_resume()
-        step = self.state["global_step"]
-        bar = tqdm(total=self.total_steps, initial=step, desc="train", dynamic_ncols=True,
-                   disable=not (cfg.progress and self.runtime.is_main))
         self.model.train()
-        started, running = time.time(), []
-        while step < self.total_steps and self.state["epoch"] < cfg.epochs:
-            batches = self._epoch_batches(self.state["epoch"])
-            for batch in iterate(self.train_set, batches, skip=self.state["batch_in_epoch"]):
-                loss = self._train_step(batch, step)
-                step += 1
-                self.state.update(global_step=step, batch_in_epoch=self.state["batch_in_epoch"] + 1)
-                running.append(loss)
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == self.total_steps:
-                    self._log_train(step, running, bar)
-                    running = []
-                if (cfg.eval_every and step % cfg.eval_every == 0) or step == self.total_steps:
-                    self.state["train_time_s"] += time.time() - started
-                    self._evaluate_and_save(step)
-                    started = time.time()
-                if step >= self.total_steps:
-                    break
-            if self.state["batch_in_epoch"] >= len(batches):
-                self.state.update(epoch=self.state["epoch"] + 1, batch_in_epoch=0)
-                last_eval = self.state["history"]["eval"][-1]["step"] if self.state["history"]["eval"] else -1
-                if last_eval != step:
-                    self.state["train_time_s"] += time.time() - started
-                    self._evaluate_and_save(step)
-                    started = time.time()
-        bar.close()
+        run_epochs(self.state, self.config.Global, self.total_steps, batches_for_epoch=self._epoch_batches,
+                   train_step=lambda indices, step: self._train_step(self.train_set.batch(indices), step),
+                   evaluate=self._evaluate_and_save, current_lr=self.scheduler.get_lr,
+                   show_progress=self.runtime.is_main)
         return self._finish()
 
     # -- steps --------------------------------------------------------------------------------------
@@ -125,23 +97,7 @@ class Trainer:
         with self.runtime.autocast():
             logits = self.parallel_model(input_ids)
         loss = self.loss_fn(logits.astype("float32"), targets)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower Optimizer.lr or check the data")
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
-        self.optimizer.clear_grad()
-        self.scheduler.step()
-        return float(loss.item())
-
-    def _log_train(self, step: int, losses: list[float], bar) -> None:
-        record = {"step": step, "loss": float(np.mean(losses)), "lr": float(self.scheduler.get_lr())}
-        self.state["history"]["train"].append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", epoch=self.state["epoch"] + 1)
+        return optimizer_step(loss, self.optimizer, self.scheduler, self.scaler, step)
 
     def _evaluate_and_save(self, step: int) -> None:
         metric_cfg = self.config.Metric
