@@ -5,6 +5,8 @@ import paddle
 
 from paddle_tag.config.schema import LossConfig
 from paddle_tag.losses.classification import BCEWithLogitsLoss, CrossEntropyLoss
+from paddle_tag.losses.contrastive import InfoNCELoss, NTXentLoss
+from paddle_tag.losses.moco import MoCoQueue, copy_and_freeze, momentum_update
 
 LOSSES = {"ce": CrossEntropyLoss, "bce": BCEWithLogitsLoss}
 DEFAULT_FOR_TASK = {"multi_class": "ce", "multi_label": "bce"}
@@ -18,4 +20,5 @@ def build_loss(cfg: LossConfig, task: str) -> paddle.nn.Layer:
     return LOSSES[name]()
 
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "LOSSES", "build_loss"]
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "InfoNCELoss", "LOSSES", "MoCoQueue", "NTXentLoss", "build_loss",
+           "copy_and_freeze", "momentum_update"]

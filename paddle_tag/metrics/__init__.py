@@ -1,5 +1,7 @@
 """Classification metrics in pure numpy, and :func:`compute_metrics`, the single entry point.
 
+Also the kNN monitor of contrastive pretraining (:func:`knn_predict`, :func:`knn_accuracy`).
+
 Every returned value is a python ``float``/``int``/``str`` (or a list of dicts of them), so
 results can be written with :func:`json.dump` directly.
 """
@@ -10,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .knn import knn_accuracy, knn_predict
 from .multiclass import (
     confusion_counts,
     format_report,
@@ -37,6 +40,8 @@ __all__ = [
     "compute_metrics",
     "confusion_counts",
     "format_report",
+    "knn_accuracy",
+    "knn_predict",
     "mean_average_precision",
     "multiclass_metrics",
     "multilabel_counts",
