@@ -1,4 +1,5 @@
-"""The whole pinned stack imports together (pip check cannot see the numpy/pyarrow/paddlenlp clash)."""
+"""The whole pinned stack, PaddleClas included, imports together in one process (pip check cannot see the
+numpy/pyarrow/paddlenlp clash)."""
 from __future__ import annotations
 
 import configparser
@@ -26,6 +27,9 @@ def test_stack_imports_in_a_fresh_interpreter_at_the_pinned_versions():
             "import onnx, onnxruntime, paddle2onnx, tokenizers;"
             "from onnxruntime.quantization import quantize_dynamic;"
             "from onnxconverter_common import float16;"
+            "import cv2, paddleclas;"
+            "from paddleclas.ppcls.arch.backbone import ResNet18, MobileNetV3_small_x0_35, PPLCNet_x0_25;"
+            "import paddle_tag.models.backbones, paddle_tag.data.augment.image;"
             "print(json.dumps({n: m.version(n) for n in %r}))" % sorted(pins()))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

