@@ -12,4 +12,4 @@ fi
 "$python" docker/pins.py --exclude paddlepaddle > /tmp/paddle_tag_pins.txt
 "$python" -m pip install --no-cache-dir -r /tmp/paddle_tag_pins.txt
 "$python" -m pip install --no-cache-dir --no-deps -e .
-"$python" -c "import paddle, paddlenlp, paddle_tag; print('paddle', paddle.__version__, 'cuda', paddle.device.is_compiled_with_cuda())"
+"$python" -c "import paddle, paddlenlp, paddle_tag; from paddleclas.ppcls.arch.backbone import ResNet18; print('paddle', paddle.__version__, 'cuda', paddle.device.is_compiled_with_cuda())"

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
+#: Model.name values that are image backbones (keys of paddle_tag.models.backbones.BACKBONES)
+IMAGE_BACKBONES = ("resnet18", "mobilenetv3_small_x0_35", "pplcnet_x0_25")
+
 
 @dataclass
 class GlobalConfig:
@@ -24,7 +27,7 @@ class GlobalConfig:
     resume: Union[bool, str] = False  # true: continue from <output_dir>/last; a path: from there
     amp: Optional[Literal["O1", "O2"]] = None  # mixed precision, GPU only
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
-    eval_every: int = 0  # evaluate every N steps; 0 = at the end of each epoch
+    eval_every: int = 0  # evaluate every N steps (and after each epoch); 0 = after each epoch; -1 = only at the end
     log_every: int = 20  # one progress-bar postfix update every N steps
     progress: bool = True  # show tqdm progress bars
 
@@ -43,13 +46,17 @@ class DataConfig:
     eval_batch_size: int = 64
     on_long_text: Literal["truncate", "error"] = "truncate"
     text_prefix: str = ""  # put before every text by the tokenizer (e5 models want "query: ")
+    # image: the *_path keys are .npz files (python tools/prepare_data.py fashion_mnist fashion_mosaic)
+    modality: Literal["text", "image"] = "text"
+    image_size: int = 32  # images are resized to image_size × image_size (>= 8)
 
 
 @dataclass
 class ModelConfig:
     """The encoder (pretrained or built from the size keys below) and the tagging head."""
 
-    name: Literal["ernie", "bert"] = "ernie"  # encoder family; e5 models are "bert"
+    # text encoder family (e5 models are "bert"), or an image backbone (Data.modality=image), see IMAGE_BACKBONES
+    name: Literal["ernie", "bert", "resnet18", "mobilenetv3_small_x0_35", "pplcnet_x0_25"] = "ernie"
     pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
     prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)
@@ -112,6 +119,40 @@ class ExportConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Contrastive pretraining: ``tools/train.py`` pretrains instead of fine-tuning when ``method`` is set.
+
+    ``simcse``: two views of each text differ by dropout (and by the augmentations below when their
+    probabilities are above 0); InfoNCE with in-batch negatives, gathered across data-parallel ranks.
+    ``simclr`` / ``moco`` (``Data.modality: image``): two augmented views of each image, NT-Xent with
+    in-batch negatives / InfoNCE against a momentum encoder's keys and a queue of negatives (MoCo v2 uses
+    temperature 0.2); see :mod:`paddle_tag.engine.image_pretrainer`.
+    """
+
+    method: Optional[Literal["simcse", "simclr", "moco"]] = None  # simcse: text; simclr / moco (v2): images
+    temperature: float = 0.05  # SimCSE's value
+    projection_layers: int = 1  # MLP layers of the projection head; 0 = the loss sees the pooled embedding
+    projection_hidden: int = 0  # hidden size of a multi-layer head; 0 = the encoder's hidden size
+    projection_dim: int = 0  # output size; 0 = the encoder's hidden size
+    # probability that each augmentation is applied to a view (0 = off); word-level ones use jieba words
+    word_deletion: float = 0.0
+    word_swap: float = 0.0
+    synonym_replace: float = 0.0
+    char_mask: float = 0.0
+    synonyms_path: Optional[str] = None  # tab-separated synonym groups (python tools/prepare_data.py synonyms)
+    # kNN monitor: labelled texts (or single-label .npz images) embedded with the frozen encoder at every evaluation
+    knn_train_path: Optional[str] = None  # memory bank
+    knn_eval_path: Optional[str] = None  # queries; top-1 accuracy is the metric that selects best/
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    knn_max_items: int = 0  # images: at most this many bank and query images (fixed-seed sample); 0 = all
+    # MoCo v2 (images): a FIFO of past keys as negatives, a momentum (EMA) key encoder, shuffled split BatchNorm
+    queue_size: int = 4096
+    momentum: float = 0.99
+    bn_splits: int = 4  # sub-batches with their own BatchNorm statistics (single-device shuffle-BN), MoCo only
+
+
+@dataclass
 class Config:
     """A whole run's configuration; the YAML sections map one-to-one onto these fields."""
 
@@ -122,3 +163,4 @@ class Config:
     Optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     Metric: MetricConfig = field(default_factory=MetricConfig)
     Export: ExportConfig = field(default_factory=ExportConfig)
+    Pretrain: PretrainConfig = field(default_factory=PretrainConfig)

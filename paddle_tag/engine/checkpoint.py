@@ -1,7 +1,7 @@
 """The checkpoint directory contract, written atomically.
 
 A checkpoint holds everything needed to rebuild the tagger and predict, without the original config
-file or data: ``model.safetensors`` + ``model_config.json``, ``tokenizer/``, ``labels.json``,
+file or data: ``model.safetensors`` + ``model_config.json``, ``tokenizer/`` (text only), ``labels.json``,
 ``thresholds.json``, the resolved ``config.yaml`` and ``metrics.json``. A training checkpoint adds
 ``optimizer.safetensors`` + ``trainer_state.json`` (step, epoch, position in the epoch, LR schedule,
 best metric, history) so a killed run resumes exactly.
@@ -38,7 +38,7 @@ class Checkpoint:
     """A loaded checkpoint: the model in eval mode and what it needs to turn scores into tags."""
 
     model: Tagger
-    tokenizer: TextTokenizer
+    tokenizer: Optional[TextTokenizer]  # None for an image tagger (model_config.json "modality": "image")
     labels: LabelSet
     thresholds: Optional[np.ndarray]  # (C,) for multi_label, None for multi_class (argmax)
     config: Config
@@ -57,7 +57,8 @@ def save_checkpoint(directory: str | os.PathLike, *, model: Tagger, tokenizer, l
     directory = Path(directory)
     with replace_directory(directory) as tmp:
         save_tagger(model, config.Model.name, tmp)
-        save_tokenizer(tokenizer, tmp / "tokenizer")
+        if tokenizer is not None:  # image taggers have none
+            save_tokenizer(tokenizer, tmp / "tokenizer")
         labels.save(tmp / "labels.json")
         per_label = None if thresholds is None else {n: float(t) for n, t in zip(labels.names, thresholds)}
         atomic_write_json(tmp / "thresholds.json", {"task": config.Data.task, "thresholds": per_label})
@@ -85,14 +86,14 @@ def resolve_checkpoint(directory: str | os.PathLike) -> Path:
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     """Load a checkpoint for evaluation or prediction."""
     directory = resolve_checkpoint(directory)
-    model, _ = load_tagger(directory)
+    model, meta = load_tagger(directory)
     labels = LabelSet.load(directory / "labels.json")
     if len(labels) != model.num_labels:
         raise ModelLoadError(f"{directory}: labels.json has {len(labels)} labels, the model {model.num_labels}")
     config = load_config(directory / "config.yaml")
     saved = read_json(directory / "thresholds.json")["thresholds"]
     thresholds = None if saved is None else np.array([saved[n] for n in labels.names], dtype="float64")
-    tokenizer = load_tokenizer(str(directory / "tokenizer"), None)
+    tokenizer = None if meta.get("modality") == "image" else load_tokenizer(str(directory / "tokenizer"), None)
     return Checkpoint(model, tokenizer, labels, thresholds, config, directory)
 
 
@@ -147,6 +148,11 @@ def restore_training(directory: str | os.PathLike, model: Tagger,
     if not (directory / TRAINER_STATE).is_file():
         raise ModelLoadError(f"{directory} has no {TRAINER_STATE}: it is not a training checkpoint to resume from")
     load_weights(model, directory / "model.safetensors")
+    return load_trainer_state(directory, model, optimizer)
+
+
+def load_trainer_state(directory: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> dict:
+    """Restore ``optimizer`` from ``directory/optimizer.safetensors``; return ``trainer_state.json``."""
     state = read_json(directory / TRAINER_STATE)
     to_paddle = {name: p.name for name, p in model.named_parameters()}
     tensors = load_file(str(directory / OPTIMIZER_FILE))

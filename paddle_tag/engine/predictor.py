@@ -9,7 +9,7 @@ from paddle_tag.data.dataset import TaggingDataset
 from paddle_tag.data.tokenizer import encode_texts
 from paddle_tag.engine.checkpoint import Checkpoint
 from paddle_tag.engine.evaluator import predict_scores
-from paddle_tag.errors import DataError
+from paddle_tag.errors import ConfigError, DataError
 
 
 def scores_to_tags(scores: np.ndarray, labels: Sequence[str], task: str, thresholds) -> list[list[str]]:
@@ -23,6 +23,9 @@ def scores_to_tags(scores: np.ndarray, labels: Sequence[str], task: str, thresho
 def predict_texts(checkpoint: Checkpoint, texts: Sequence[str], batch_size: int = 64,
                   top_k: int = 5) -> list[dict]:
     """``[{"text", "tags", "scores"}]`` per text; ``scores`` holds the ``top_k`` highest tag scores."""
+    if checkpoint.tokenizer is None:
+        raise ConfigError(f"{checkpoint.directory} is an image tagger: it has no tokenizer to tag texts "
+                          f"(score images with tools/eval.py)")
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"text {i + 1}: empty text")

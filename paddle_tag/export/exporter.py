@@ -56,6 +56,8 @@ def export_checkpoint(config: Config) -> Path:
 
 def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
     """Validate ``Export.*`` against the checkpoint; return ``variants`` and ``max_seq_len``."""
+    if ckpt.tokenizer is None:
+        raise ConfigError(f"{ckpt.directory} is an image tagger: ONNX export handles text taggers only")
     exp = config.Export
     variants = parse_variants(exp.variants)
     if config.Data.task != ckpt.task:

@@ -1,4 +1,8 @@
-"""Save and load a :class:`Tagger` as ``model.safetensors`` + ``model_config.json`` (no pickle anywhere)."""
+"""Save and load a :class:`Tagger` as ``model.safetensors`` + ``model_config.json`` (no pickle anywhere).
+
+An image tagger (:class:`paddle_tag.models.image.ImageTagger`) uses the same two files; its
+``model_config.json`` says ``"modality": "image"`` and names the backbone (a text one has no ``modality``).
+"""
 from __future__ import annotations
 
 import os
@@ -28,9 +32,16 @@ def state_to_numpy(layer: paddle.nn.Layer) -> dict[str, np.ndarray]:
 def save_tagger(tagger: Tagger, encoder_name: str, directory: str | os.PathLike) -> None:
     """Write weights and the config needed to rebuild ``tagger`` into ``directory`` (which must exist)."""
     directory = Path(directory)
+    if getattr(tagger, "modality", "text") == "image":
+        _write(tagger, tagger.model_config(), directory)
+        return
     meta = {"encoder": encoder_name, "encoder_config": encoder_config_dict(tagger.encoder),
             "num_labels": tagger.num_labels, "pad_id": tagger.pad_id, "pooling": tagger.pooling,
             "head_dropout": float(tagger.dropout.p)}
+    _write(tagger, meta, directory)
+
+
+def _write(tagger: paddle.nn.Layer, meta: dict[str, Any], directory: Path) -> None:
     atomic_write_json(directory / MODEL_CONFIG_FILE, meta)
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(state_to_numpy(tagger), str(tmp))
@@ -45,8 +56,13 @@ def load_tagger(directory: str | os.PathLike) -> tuple[Tagger, dict[str, Any]]:
             raise ModelLoadError(f"{directory} is not a paddle_tag checkpoint: {name} is missing")
     meta = read_json(directory / MODEL_CONFIG_FILE)
     with paddle.utils.unique_name.guard():
-        encoder = encoder_from_dict(meta["encoder"], meta["encoder_config"])
-        tagger = Tagger(encoder, meta["num_labels"], meta["pad_id"], meta["pooling"], meta["head_dropout"])
+        if meta.get("modality") == "image":
+            from paddle_tag.models.image import ImageTagger  # imports PaddleClas: only when needed
+
+            tagger = ImageTagger.from_model_config(meta)
+        else:
+            encoder = encoder_from_dict(meta["encoder"], meta["encoder_config"])
+            tagger = Tagger(encoder, meta["num_labels"], meta["pad_id"], meta["pooling"], meta["head_dropout"])
     load_weights(tagger, directory / WEIGHTS_FILE)
     tagger.eval()
     return tagger, meta

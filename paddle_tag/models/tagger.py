@@ -13,6 +13,17 @@ POOLINGS = ("cls", "mean")
 HEAD_PREFIX = "classifier."  # parameter-name prefix of the head (the optimizer gives it its own lr)
 
 
+def encode_pooled(encoder: nn.Layer, input_ids: paddle.Tensor, pad_id: int, pooling: str) -> paddle.Tensor:
+    """Run ``encoder`` on ``input_ids`` ``(B, T)`` (padded with ``pad_id``) and pool to ``(B, H)``:
+    the first token (``cls``) or the mean over non-pad tokens (``mean``)."""
+    mask = (input_ids != pad_id).astype("float32")  # (B, T)
+    sequence, _ = encoder(input_ids, attention_mask=mask)
+    if pooling == "cls":
+        return sequence[:, 0]
+    summed = (sequence * mask.unsqueeze(-1)).sum(axis=1)
+    return summed / mask.sum(axis=1, keepdim=True).clip(min=1.0)
+
+
 class Tagger(nn.Layer):
     """Encoder + pooling + dropout + linear head. Inputs: ``input_ids`` ``(B, T)`` int64 padded with ``pad_id``."""
 
@@ -32,12 +43,7 @@ class Tagger(nn.Layer):
 
     def forward_features(self, input_ids: paddle.Tensor) -> paddle.Tensor:
         """Pooled embedding ``(B, H)``."""
-        mask = (input_ids != self.pad_id).astype("float32")  # (B, T)
-        sequence, _ = self.encoder(input_ids, attention_mask=mask)
-        if self.pooling == "cls":
-            return sequence[:, 0]
-        summed = (sequence * mask.unsqueeze(-1)).sum(axis=1)
-        return summed / mask.sum(axis=1, keepdim=True).clip(min=1.0)
+        return encode_pooled(self.encoder, input_ids, self.pad_id, self.pooling)
 
     def forward_head(self, features: paddle.Tensor) -> paddle.Tensor:
         """Logits ``(B, C)`` from pooled features ``(B, H)``."""
