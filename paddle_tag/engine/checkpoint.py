@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 import paddle
 from safetensors.numpy import load_file, save_file
+from tqdm.auto import tqdm
 
 from paddle_tag.config import Config, load_config, save_config
 from paddle_tag.data.labels import LabelSet
@@ -81,6 +82,21 @@ def resolve_checkpoint(directory: str | os.PathLike) -> Path:
     if old.is_dir():
         return old
     raise ModelLoadError(f"checkpoint not found: {directory}")
+
+
+def resume_checkpoint(resume: bool | str, output_dir: Path) -> Optional[Path]:
+    """The checkpoint ``Global.resume`` points at: ``<output_dir>/last`` for ``true`` (None, with a note, when
+    there is none yet), the given path for a string (which must exist), None for ``false``."""
+    if resume is False:
+        return None
+    path = output_dir / "last" if resume is True else Path(resume)
+    try:
+        return resolve_checkpoint(path)
+    except ModelLoadError:
+        if resume is True:
+            tqdm.write(f"[resume] no checkpoint at {path}; starting from scratch")
+            return None
+        raise
 
 
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:

@@ -38,13 +38,13 @@ from paddle_tag.config import Config, save_config
 from paddle_tag.data.augment.image import eval_transform, moco_v2_transform, simclr_transform
 from paddle_tag.data.dataset import epoch_order
 from paddle_tag.data.images import ImageSet, image_batch
-from paddle_tag.engine.checkpoint import resolve_checkpoint
+from paddle_tag.engine.checkpoint import resume_checkpoint
 from paddle_tag.engine.image_checkpoint import restore_image_pretraining, save_image_pretrain_checkpoint
 from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.runtime import Runtime
-from paddle_tag.errors import ConfigError, ModelLoadError
+from paddle_tag.errors import ConfigError
 from paddle_tag.losses import InfoNCELoss, NTXentLoss
 from paddle_tag.losses.moco import MoCoQueue, copy_and_freeze, momentum_update
 from paddle_tag.metrics.knn import knn_accuracy
@@ -206,16 +206,8 @@ class ImagePretrainer:
                     metric_keys=("knn_top1",) if self.monitor is not None else ())
 
     def _maybe_resume(self) -> None:
-        resume = self.config.Global.resume
-        if resume is False:
+        path = resume_checkpoint(self.config.Global.resume, self.out)
+        if path is None:
             return
-        path = self.out / "last" if resume is True else Path(resume)
-        try:
-            path = resolve_checkpoint(path)
-        except ModelLoadError:
-            if resume is True:
-                tqdm.write(f"[resume] no checkpoint at {path}; starting from scratch")
-                return
-            raise
         self.state.update(restore_image_pretraining(path, self.model, self.optimizer, self.keys))
         tqdm.write(f"[resume] from {path} at step {self.state['global_step']} (epoch {self.state['epoch'] + 1})")

@@ -22,14 +22,14 @@ from tqdm.auto import tqdm
 from paddle_tag.config import Config, save_config
 from paddle_tag.data.dataset import epoch_order
 from paddle_tag.data.tokenizer import TextTokenizer, encode_texts, pad_batch
-from paddle_tag.engine.checkpoint import resolve_checkpoint
+from paddle_tag.engine.checkpoint import resume_checkpoint
 from paddle_tag.engine.embedder import Embedder
 from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.pretrain_checkpoint import restore_pretraining, save_pretrain_checkpoint
 from paddle_tag.engine.runtime import Runtime
-from paddle_tag.errors import ConfigError, ModelLoadError
+from paddle_tag.errors import ConfigError
 from paddle_tag.metrics.knn import knn_accuracy
 from paddle_tag.models.contrastive import ContrastiveTextModel
 from paddle_tag.utils.io import atomic_write_json
@@ -164,16 +164,8 @@ class Pretrainer:
         return round(done / seconds, 2)
 
     def _maybe_resume(self) -> None:
-        resume = self.config.Global.resume
-        if resume is False:
+        path = resume_checkpoint(self.config.Global.resume, self.out)
+        if path is None:
             return
-        path = self.out / "last" if resume is True else Path(resume)
-        try:
-            path = resolve_checkpoint(path)
-        except ModelLoadError:
-            if resume is True:
-                tqdm.write(f"[resume] no checkpoint at {path}; starting from scratch")
-                return
-            raise
         self.state.update(restore_pretraining(path, self.model, self.optimizer))
         tqdm.write(f"[resume] from {path} at step {self.state['global_step']} (epoch {self.state['epoch'] + 1})")

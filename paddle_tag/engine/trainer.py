@@ -19,8 +19,8 @@ from paddle_tag.data.dataset import TaggingDataset, epoch_order
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.engine.checkpoint import (
     load_checkpoint,
-    resolve_checkpoint,
     restore_training,
+    resume_checkpoint,
     save_checkpoint,
 )
 from paddle_tag.engine.evaluator import evaluate
@@ -130,17 +130,9 @@ class Trainer:
 
     # -- resume and finish --------------------------------------------------------------------------
     def _maybe_resume(self) -> None:
-        resume = self.config.Global.resume
-        if resume is False:
+        path = resume_checkpoint(self.config.Global.resume, self.out)
+        if path is None:
             return
-        path = self.out / "last" if resume is True else Path(resume)
-        try:
-            path = resolve_checkpoint(path)
-        except ModelLoadError:
-            if resume is True:
-                tqdm.write(f"[resume] no checkpoint at {path}; starting from scratch")
-                return
-            raise
         saved_labels = LabelSet.load(path / "labels.json")
         if saved_labels != self.labels:
             raise ModelLoadError(f"cannot resume from {path}: its label set differs from this training data's "
