@@ -67,10 +67,16 @@ def save_checkpoint(directory: str | os.PathLike, *, model: Tagger, tokenizer, l
         if metrics is not None:
             atomic_write_json(tmp / "metrics.json", metrics)
         if optimizer is not None:
-            tensors, extra = optimizer_state(optimizer, model)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
+            save_training_state(tmp, model, optimizer, trainer_state)
     return directory
+
+
+def save_training_state(directory: Path, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
+                        trainer_state: Optional[dict]) -> None:
+    """Write what resuming needs besides the weights: ``optimizer.safetensors`` + ``trainer_state.json``."""
+    tensors, extra = optimizer_state(optimizer, model)
+    save_file(tensors, str(directory / OPTIMIZER_FILE))
+    atomic_write_json(directory / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
 
 
 def resolve_checkpoint(directory: str | os.PathLike) -> Path:

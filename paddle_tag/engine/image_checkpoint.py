@@ -17,15 +17,13 @@ from typing import Optional
 import paddle
 from safetensors.numpy import save_file
 
-import paddle_tag
 from paddle_tag.config import Config, save_config
 from paddle_tag.engine.checkpoint import (
-    OPTIMIZER_FILE,
     TRAINER_STATE,
     load_trainer_state,
-    optimizer_state,
     resolve_checkpoint,
 )
+from paddle_tag.engine.pretrain_checkpoint import write_run_records
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models.backbones import ImageEncoder
 from paddle_tag.models.image import ContrastiveImageModel
@@ -56,20 +54,10 @@ def save_image_pretrain_checkpoint(directory: str | os.PathLike, *, model: Contr
         if model.projection is not None:
             save_file(state_to_numpy(model.projection), str(tmp / PROJECTION_WEIGHTS))
         save_config(config, tmp / "config.yaml")
-        atomic_write_json(tmp / "provenance.json", {
-            "made_by": "paddle_tag contrastive image pretraining", "method": config.Pretrain.method,
-            "backbone": encoder.name, "started_from": config.Model.pretrained or "random init",
-            "train_path": config.Data.train_path,
-            "step": (trainer_state or {}).get("global_step", (metrics or {}).get("step")),
-            "paddle_tag_version": paddle_tag.__version__})
-        if metrics is not None:
-            atomic_write_json(tmp / "metrics.json", metrics)
-        if optimizer is not None:
-            tensors, extra = optimizer_state(optimizer, model)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
-            if momentum is not None:
-                save_file(state_to_numpy(momentum), str(tmp / MOMENTUM_STATE))
+        write_run_records(tmp, model, config, metrics, optimizer, trainer_state,
+                          made_by="paddle_tag contrastive image pretraining", backbone=encoder.name)
+        if optimizer is not None and momentum is not None:
+            save_file(state_to_numpy(momentum), str(tmp / MOMENTUM_STATE))
     return directory
 
 

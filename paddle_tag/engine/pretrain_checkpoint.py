@@ -19,11 +19,10 @@ from safetensors.numpy import save_file
 import paddle_tag
 from paddle_tag.config import Config, save_config
 from paddle_tag.engine.checkpoint import (
-    OPTIMIZER_FILE,
     TRAINER_STATE,
     load_trainer_state,
-    optimizer_state,
     resolve_checkpoint,
+    save_training_state,
 )
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models.contrastive import ContrastiveTextModel
@@ -48,18 +47,25 @@ def save_pretrain_checkpoint(directory: str | os.PathLike, *, model: Contrastive
             save_file(state_to_numpy(model.projection), str(tmp / PROJECTION_WEIGHTS))
         tokenizer.save(tmp)
         save_config(config, tmp / "config.yaml")
-        atomic_write_json(tmp / "provenance.json", {
-            "made_by": "paddle_tag contrastive pretraining", "method": config.Pretrain.method,
-            "started_from": config.Model.pretrained or "random init", "train_path": config.Data.train_path,
-            "step": (trainer_state or {}).get("global_step", (metrics or {}).get("step")),
-            "paddle_tag_version": paddle_tag.__version__})
-        if metrics is not None:
-            atomic_write_json(tmp / "metrics.json", metrics)
-        if optimizer is not None:
-            tensors, extra = optimizer_state(optimizer, model)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
-            atomic_write_json(tmp / TRAINER_STATE, {**(trainer_state or {}), "optimizer_extra": extra})
+        write_run_records(tmp, model, config, metrics, optimizer, trainer_state,
+                          made_by="paddle_tag contrastive pretraining")
     return directory
+
+
+def write_run_records(directory: Path, model: paddle.nn.Layer, config: Config, metrics: Optional[dict],
+                      optimizer: Optional[paddle.optimizer.Optimizer], trainer_state: Optional[dict],
+                      **provenance) -> None:
+    """``provenance.json``, ``metrics.json`` and, with an optimizer, the training state of a pretraining
+    checkpoint (text or image)."""
+    atomic_write_json(directory / "provenance.json", {
+        **provenance, "method": config.Pretrain.method, "started_from": config.Model.pretrained or "random init",
+        "train_path": config.Data.train_path,
+        "step": (trainer_state or {}).get("global_step", (metrics or {}).get("step")),
+        "paddle_tag_version": paddle_tag.__version__})
+    if metrics is not None:
+        atomic_write_json(directory / "metrics.json", metrics)
+    if optimizer is not None:
+        save_training_state(directory, model, optimizer, trainer_state)
 
 
 def restore_pretraining(directory: str | os.PathLike, model: ContrastiveTextModel,
