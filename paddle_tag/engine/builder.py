@@ -183,6 +183,8 @@ def build_pretrainer(config: Config) -> Pretrainer:
         model = ContrastiveTextModel(encoder, base_tokenizer.pad_token_id, model_cfg.pooling, projection)
     positions = int(encoder.config.max_position_embeddings)
     if config.Data.max_seq_len > positions:
-        raise ConfigError(f"Data.max_seq_len={config.Data.max_seq_len} exceeds the {positions} positions of the encoder")
-    return Pretrainer(config, runtime, model, InfoNCELoss(pre.temperature), base_tokenizer.with_prefix(config.Data.text_prefix),
-                      base_tokenizer, texts, build_text_augment(spec) if spec else None, monitor)
+        raise ConfigError(f"Data.max_seq_len={config.Data.max_seq_len} exceeds the {positions} positions "
+                          "of the encoder")
+    tokenizer = base_tokenizer.with_prefix(config.Data.text_prefix)
+    return Pretrainer(config, runtime, model, InfoNCELoss(pre.temperature), tokenizer, base_tokenizer, texts,
+                      build_text_augment(spec) if spec else None, monitor)

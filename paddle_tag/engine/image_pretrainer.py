@@ -40,7 +40,7 @@ from paddle_tag.data.dataset import epoch_order
 from paddle_tag.data.images import ImageSet, image_batch
 from paddle_tag.engine.checkpoint import resume_checkpoint
 from paddle_tag.engine.image_checkpoint import restore_image_pretraining, save_image_pretrain_checkpoint
-from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
+from paddle_tag.engine.loop import new_state, optimizer_step, record_monitor_eval, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.runtime import Runtime
@@ -184,19 +184,8 @@ class ImagePretrainer:
 
     # -- evaluation, checkpoints, resume ------------------------------------------------------------
     def _evaluate_and_save(self, step: int) -> None:
-        train = self.state["history"]["train"]
-        metrics = {"step": step, "epoch": round(step / self.steps_per_epoch, 2),
-                   "train_loss": train[-1]["loss"] if train else None}
-        if self.monitor is not None:
-            metrics["knn_top1"] = self.monitor.accuracy(self.model, self.config.Data.eval_batch_size)
-        self.state["history"]["eval"].append(metrics)
-        key = "knn_top1" if self.monitor is not None else "step"  # without a monitor, the latest is best
-        improved = self.state["best"] is None or metrics[key] > self.state["best"][key]
-        if improved:
-            self.state["best"], self.state["best_step"] = metrics, step
-        shown = f"knn_top1={metrics['knn_top1']:.4f}" if self.monitor is not None else "no kNN monitor"
-        tqdm.write(f"[eval] step {step}/{self.total_steps} epoch {metrics['epoch']:g}: {shown}"
-                   f"{'  (best)' if improved and self.monitor is not None else ''}")
+        knn = None if self.monitor is None else self.monitor.accuracy(self.model, self.config.Data.eval_batch_size)
+        metrics, improved = record_monitor_eval(self.state, step, self.steps_per_epoch, self.total_steps, knn)
         common = dict(model=self.model, config=self.config, metrics=metrics)
         if improved:
             save_image_pretrain_checkpoint(self.out / "best", **common)

@@ -105,3 +105,23 @@ def optimizer_step(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, s
     optimizer.clear_grad()
     scheduler.step()
     return value
+
+
+def record_monitor_eval(state: dict, step: int, steps_per_epoch: int, total_steps: int,
+                        knn_top1: Optional[float]) -> tuple[dict, bool]:
+    """Log one pretraining evaluation in ``state``; return its metrics and whether it is the new best
+    (by ``knn_top1``; without a kNN monitor the latest evaluation is the best)."""
+    train = state["history"]["train"]
+    metrics = {"step": step, "epoch": round(step / steps_per_epoch, 2),
+               "train_loss": train[-1]["loss"] if train else None}
+    if knn_top1 is not None:
+        metrics["knn_top1"] = knn_top1
+    state["history"]["eval"].append(metrics)
+    key = "knn_top1" if knn_top1 is not None else "step"
+    improved = state["best"] is None or metrics[key] > state["best"][key]
+    if improved:
+        state["best"], state["best_step"] = metrics, step
+    shown = f"knn_top1={knn_top1:.4f}" if knn_top1 is not None else "no kNN monitor"
+    tqdm.write(f"[eval] step {step}/{total_steps} epoch {metrics['epoch']:g}: {shown}"
+               f"{'  (best)' if improved and knn_top1 is not None else ''}")
+    return metrics, improved

@@ -24,7 +24,7 @@ from paddle_tag.data.dataset import epoch_order
 from paddle_tag.data.tokenizer import TextTokenizer, encode_texts, pad_batch
 from paddle_tag.engine.checkpoint import resume_checkpoint
 from paddle_tag.engine.embedder import Embedder
-from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
+from paddle_tag.engine.loop import new_state, optimizer_step, record_monitor_eval, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.pretrain_checkpoint import restore_pretraining, save_pretrain_checkpoint
@@ -133,20 +133,10 @@ class Pretrainer:
         return optimizer_step(loss, self.optimizer, self.scheduler, self.scaler, step)
 
     def _evaluate_and_save(self, step: int) -> None:
-        train = self.state["history"]["train"]
-        metrics = {"step": step, "epoch": round(step / self.steps_per_epoch, 2),
-                   "train_loss": train[-1]["loss"] if train else None}
-        if self.monitor is not None:
-            metrics["knn_top1"] = self.monitor.accuracy(self.model, self.tokenizer, self.config.Data.max_seq_len,
-                                                        self.config.Data.eval_batch_size)
-        self.state["history"]["eval"].append(metrics)
-        key = "knn_top1" if self.monitor is not None else "step"  # without a monitor, the latest is best
-        improved = self.state["best"] is None or metrics[key] > self.state["best"][key]
-        if improved:
-            self.state["best"], self.state["best_step"] = metrics, step
-        shown = f"knn_top1={metrics['knn_top1']:.4f}" if self.monitor is not None else "no kNN monitor"
-        tqdm.write(f"[eval] step {step}/{self.total_steps} epoch {metrics['epoch']:g}: {shown}"
-                   f"{'  (best)' if improved and self.monitor is not None else ''}")
+        data = self.config.Data
+        knn = None if self.monitor is None else self.monitor.accuracy(self.model, self.tokenizer, data.max_seq_len,
+                                                                      data.eval_batch_size)
+        metrics, improved = record_monitor_eval(self.state, step, self.steps_per_epoch, self.total_steps, knn)
         if not self.runtime.is_main:
             return
         common = dict(model=self.model, tokenizer=self.base_tokenizer, config=self.config, metrics=metrics)
