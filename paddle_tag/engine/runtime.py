@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import os
 from dataclasses import dataclass
 
 import paddle
@@ -37,8 +40,29 @@ class Runtime:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def flush_denormals() -> bool:
+    """Treat float32 denormals (|x| < 1.2e-38) as zero on this thread's CPU math, and on threads it starts later.
+
+    Paddle's CPU kernels do not, and denormals are ~100x slower to compute with: a SimCSE run whose
+    loss had fallen to 0.001 went from 3.3 to 15 s a step. TensorFlow and ``torch.set_flush_denormal`` do the
+    same. Paddle has the switch (``ScopedFlushDenormal``, used by its inference predictor) but no Python API,
+    so its constructor is called through ctypes, never destroyed; False where the library lacks it.
+    """
+    library = os.path.join(os.path.dirname(paddle.__file__), "base", "libpaddle.so")
+    try:
+        switch = ctypes.CDLL(library)._ZN6paddle8platform19ScopedFlushDenormalC1Ev
+    except (OSError, AttributeError):
+        return False
+    saved_state = ctypes.create_string_buffer(16)  # the object's two bools: the modes before the switch
+    switch(saved_state)
+    return True
+
+
 def setup_runtime(cfg: GlobalConfig) -> Runtime:
-    """Select the device, join the data-parallel group when launched by ``paddle.distributed.launch``."""
+    """Select the device, join the data-parallel group when launched by ``paddle.distributed.launch``;
+    CPU math flushes denormals (:func:`flush_denormals`)."""
+    flush_denormals()
     if cfg.device == "gpu":
         if not paddle.device.is_compiled_with_cuda():
             raise ConfigError("Global.device=gpu, but this Paddle build has no CUDA: install the GPU build "

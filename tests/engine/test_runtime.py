@@ -1,6 +1,9 @@
 """Device and AMP selection fail loudly instead of silently falling back."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import paddle
 import pytest
 
@@ -33,3 +36,23 @@ def test_float16_amp_gets_a_loss_scaler_bfloat16_does_not():
 
     assert Runtime("gpu:0", amp_level="O1", amp_dtype="float16").grad_scaler() is not None
     assert Runtime("gpu:0", amp_level="O1", amp_dtype="bfloat16").grad_scaler() is None
+
+
+def test_setup_runtime_flushes_denormals_in_cpu_math():
+    """A float32 denormal (1e-39) survives Paddle's CPU math until setup_runtime, then counts as zero; in a fresh
+    process, as the switch stays on for the life of one."""
+    script = """
+import paddle
+from paddle_tag.config.schema import GlobalConfig
+from paddle_tag.engine.runtime import flush_denormals, setup_runtime
+x = paddle.full([8], 1e-39, dtype="float32")
+before = float((x * 1.0).sum())
+setup_runtime(GlobalConfig())
+after = float((x * 1.0).sum())
+print(before, after, flush_denormals())
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, after, switched = proc.stdout.split()
+    assert float(before) == pytest.approx(8e-39, rel=1e-3)
+    assert float(after) == 0.0 and switched == "True"
