@@ -1,10 +1,17 @@
 """Evaluate a checkpoint: ``python tools/eval.py -o Global.checkpoint=<dir> [-c cfg] [-o Data.eval_path=...]``.
 
 Without ``-c`` the checkpoint's own config is used; thresholds are the checkpoint's (tuned at training).
+
+Probe a pretraining checkpoint's frozen encoder (kNN top-1 and a linear probe, fitted on
+``Pretrain.knn_train_path``, scored on ``Pretrain.knn_eval_path``)::
+
+    python tools/eval.py --linear-probe -o Global.checkpoint=output/image/simclr_resnet18_fashion/best
+        [-c configs/image/simclr_resnet18_fashion.yaml] [--max-items 10000]
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from paddle_tag.config import load_config
 from paddle_tag.engine.builder import load_dataset
@@ -19,11 +26,16 @@ from paddle_tag.utils.io import atomic_write_json
 def main(argv=None) -> int:
     parser = config_parser(__doc__, config_required=False)
     parser.add_argument("--output", help="also write the metrics as JSON to this file")
+    parser.add_argument("--linear-probe", action="store_true",
+                        help="probe a pretraining checkpoint's frozen encoder: kNN top-1 and a linear probe")
+    parser.add_argument("--max-items", type=int, default=0, help="--linear-probe: cap each split (0 = all)")
     args = parser.parse_args(argv)
     config = load_config(args.config, args.override)
     if not config.Global.checkpoint:
         raise ConfigError("tools/eval.py needs -o Global.checkpoint=<checkpoint directory>")
     ckpt_dir = resolve_checkpoint(config.Global.checkpoint)
+    if args.linear_probe:
+        return probe(args, ckpt_dir)
     if not args.config:  # the checkpoint's resolved config, with the command line on top
         config = load_config(ckpt_dir / "config.yaml", args.override)
     ckpt = load_checkpoint(ckpt_dir)
@@ -40,6 +52,26 @@ def main(argv=None) -> int:
     print(json.dumps({"checkpoint": str(ckpt_dir), "data": path, **flat}, ensure_ascii=False))
     if args.output:
         atomic_write_json(args.output, {"checkpoint": str(ckpt_dir), "data": path, **metrics})
+    return 0
+
+
+def probe(args, ckpt_dir: Path) -> int:
+    from paddle_tag.engine.probe import probe_encoder
+
+    if not args.config:  # a pretraining run writes its config.yaml next to best/ and last/
+        run_config = ckpt_dir.parent / "config.yaml"
+        if not run_config.is_file():
+            raise ConfigError(f"no config.yaml next to {ckpt_dir}: pass the pretraining config with -c")
+        args.config = str(run_config)
+    config = load_config(args.config, args.override)
+    pre = config.Pretrain
+    if not (pre.knn_train_path and pre.knn_eval_path):
+        raise ConfigError("--linear-probe needs labelled data: -o Pretrain.knn_train_path=... "
+                          "-o Pretrain.knn_eval_path=...")
+    result = probe_encoder(config, str(ckpt_dir), pre.knn_train_path, pre.knn_eval_path, args.max_items)
+    print(json.dumps(result, ensure_ascii=False))
+    if args.output:
+        atomic_write_json(args.output, result)
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from helpers import DATA, REPO
+from helpers import DATA, REPO, run_tool
 from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
@@ -244,3 +244,22 @@ def test_best_backbone_is_what_image_finetuning_starts_from(simclr_run, tmp_path
                                                          "Model.name=pplcnet_x0_25"]))
     with pytest.raises(ModelLoadError, match="not an image pretraining checkpoint"):
         build_run(load_config(MOSAIC_CONFIG, finetune + [f"Model.pretrained={tmp_path}"]))
+
+
+def test_eval_tool_probes_the_pretrained_backbone(simclr_run, tmp_path):
+    """tools/eval.py --linear-probe reads the run's config.yaml, embeds with the best/ backbone, and its kNN
+    figure is the monitor's own on the same bank and queries."""
+    out = simclr_run[0]
+    report = tmp_path / "probe.json"
+    proc = run_tool("eval.py", "--linear-probe", "-o", f"Global.checkpoint={out / 'best'}", "--max-items", "120",
+                    "--output", str(report))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert result["train_items"] == result["eval_items"] == 120
+    assert 0.3 < result["linear_probe_accuracy"] <= 1.0  # 10 classes: chance is 0.1
+    best = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["best"]
+    assert result["knn_top1"] == pytest.approx(best["knn_top1"], abs=1e-6)
+
+    proc = run_tool("eval.py", "--linear-probe", "-o", f"Global.checkpoint={out / 'best'}",
+                    "-o", "Pretrain.knn_eval_path=null")
+    assert proc.returncode == 2 and "needs labelled data" in proc.stderr
