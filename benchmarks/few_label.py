@@ -170,7 +170,8 @@ def print_tables(results: dict) -> None:
         print(f"| {start} | " + " | ".join(cells) + " |")
     if results["knn"]:
         keys = [k for k in results["knn"][0] if k.startswith("knn_")]
-        print("\n| start | " + " | ".join(f"kNN top-1, bank = {k[4:]} labels" for k in keys) + " |")
+        names = {k: "all 8,000" if k == "knn_all" else f"{100 * float(k[4:]):g} %" for k in keys}
+        print("\n| start | " + " | ".join(f"kNN top-1, {names[k]} labelled" for k in keys) + " |")
         print("|---|" + "---|" * len(keys))
         for row in sorted(results["knn"], key=lambda r: order.index(r["start"]) if r["start"] in order else 99):
             print(f"| {row['start']} | " + " | ".join(f"{row.get(k, float('nan')):.3f}" for k in keys) + " |")

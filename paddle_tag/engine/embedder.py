@@ -20,6 +20,7 @@ import paddle
 from tqdm.auto import tqdm
 
 from paddle_tag.data.tokenizer import TextTokenizer, load_tokenizer, pad_batch
+from paddle_tag.engine.runtime import flush_denormals
 from paddle_tag.errors import DataError, ModelLoadError
 from paddle_tag.models.encoders import encoder_from_pretrained
 from paddle_tag.models.pretrained import resolve_pretrained
@@ -40,6 +41,7 @@ class Embedder:
         self.encoder, self.tokenizer, self.pooling = encoder, tokenizer, pooling
         self.prefix, self.batch_size = prefix, batch_size
         self.encoder.eval()
+        flush_denormals()  # a converged encoder's activations can hold denormals: 100x slower CPU math
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str, **kwargs) -> "Embedder":
