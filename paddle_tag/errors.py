@@ -31,3 +31,7 @@ class ParityError(ExportError):
 
 class ManifestError(ExportError):
     """An export directory does not match its ``manifest.json`` (missing / changed file, bad key, labels)."""
+
+
+class StoreError(PaddleTagError):
+    """The tag database cannot be opened or changed (no database, newer schema, unknown tag, failed write)."""

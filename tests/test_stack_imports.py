@@ -30,6 +30,7 @@ def test_stack_imports_in_a_fresh_interpreter_at_the_pinned_versions():
             "import cv2, paddleclas;"
             "from paddleclas.ppcls.arch.backbone import ResNet18, MobileNetV3_small_x0_35, PPLCNet_x0_25;"
             "import paddle_tag.models.backbones, paddle_tag.data.augment.image;"
+            "import faiss, sklearn.cluster, sqlalchemy, jieba, paddle_tag.discover.pipeline, paddle_tag.discover.store;"
             "print(json.dumps({n: m.version(n) for n in %r}))" % sorted(pins()))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,13 +3,15 @@ from paddle_tag.config.loader import all_keys, config_to_dict, load_config, save
 from paddle_tag.config.schema import (
                                       Config,
                                       DataConfig,
+                                      DiscoverConfig,
                                       ExportConfig,
                                       GlobalConfig,
                                       LossConfig,
                                       MetricConfig,
                                       ModelConfig,
                                       OptimizerConfig,
+                                      PretrainConfig,
 )
 
-__all__ = ["Config", "DataConfig", "ExportConfig", "GlobalConfig", "LossConfig", "MetricConfig", "ModelConfig",
-           "OptimizerConfig", "all_keys", "config_to_dict", "load_config", "save_config"]
+__all__ = ["Config", "DataConfig", "DiscoverConfig", "ExportConfig", "GlobalConfig", "LossConfig", "MetricConfig",
+           "ModelConfig", "OptimizerConfig", "PretrainConfig", "all_keys", "config_to_dict", "load_config", "save_config"]
