@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Iterator, Literal, Optional
 
 from paddle_tag.errors import DataError
 
@@ -61,6 +61,26 @@ def read_examples(path: str | os.PathLike, fmt: Format = "auto", require_labels:
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty)")
     return examples
+
+
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str, dict]]:
+    """``(line number, "file:line", object)`` for each non-blank line of a JSON Lines file; :class:`DataError`
+    for a missing file, invalid JSON or a line that is not a JSON object."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{where}: expected a JSON object with a \"text\"")
+            yield number, where, obj
 
 
 def _check_text(text: object, where: str) -> str:

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from paddle_tag.data.readers import iter_json_lines
 from paddle_tag.discover.taxonomy import Assignment, Item
 from paddle_tag.errors import DataError, StoreError
 
@@ -117,26 +118,18 @@ def read_new_items(path: str | Path) -> list[Item]:
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     items, seen = [], set()
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise DataError(f"{where}: expected a JSON object with a string \"text\"")
-            text = obj["text"].strip()
-            if not text:
-                raise DataError(f"{where}: empty text")
-            item_id = obj.get("id")
-            item_id = str(item_id) if item_id is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
-            if item_id in seen:
-                raise DataError(f"{where}: duplicate id {item_id!r}")
-            seen.add(item_id)
-            items.append(Item(item_id=item_id, text=text))
+    for _, where, obj in iter_json_lines(path):
+        if not isinstance(obj.get("text"), str):
+            raise DataError(f"{where}: expected a JSON object with a string \"text\"")
+        text = obj["text"].strip()
+        if not text:
+            raise DataError(f"{where}: empty text")
+        item_id = obj.get("id")
+        item_id = str(item_id) if item_id is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+        if item_id in seen:
+            raise DataError(f"{where}: duplicate id {item_id!r}")
+        seen.add(item_id)
+        items.append(Item(item_id=item_id, text=text))
     if not items:
         raise DataError(f"{path}: no items (the file is empty)")
     return items

@@ -15,7 +15,6 @@ broken JSON, a missing ``text`` or an empty file are errors naming the file and 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from paddle_tag.discover.cluster import build_clusterer, resolve_outliers
 from paddle_tag.discover.embed import EncoderEmbedder, build_embedder, embed_with, model_directory, thread_limit
 from paddle_tag.discover.name import build_namer, merge_similar
 from paddle_tag.discover.reduce import build_reducer
+from paddle_tag.data.readers import iter_json_lines
 from paddle_tag.discover.taxonomy import Assignment, Item, Tag, Taxonomy
 from paddle_tag.errors import ConfigError, DataError
 
@@ -54,31 +54,23 @@ def read_items(path: str | Path) -> Corpus:
     if path.suffix.lower() not in (".jsonl", ".json"):
         raise DataError(f"{path}: discovery reads JSON Lines (.jsonl) items, one {{\"text\": ...}} a line")
     items, labels, skipped, seen = [], [], 0, set()
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict) or "text" not in obj:
-                raise DataError(f"{where}: expected a JSON object with a \"text\"")
-            text = obj["text"]
-            if not isinstance(text, str):
-                raise DataError(f"{where}: \"text\" must be a string, got {type(text).__name__}")
-            if not text.strip():
-                skipped += 1
-                continue
-            item_id = str(obj.get("id", number))
-            if item_id in seen:
-                raise DataError(f"{where}: duplicate item id {item_id!r}")
-            seen.add(item_id)
-            found = obj.get("labels")
-            first = found[0] if isinstance(found, list) and found and isinstance(found[0], str) else None
-            items.append(Item(item_id=item_id, text=text.strip()))
-            labels.append(first)
+    for number, where, obj in iter_json_lines(path):
+        if "text" not in obj:
+            raise DataError(f"{where}: expected a JSON object with a \"text\"")
+        text = obj["text"]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: \"text\" must be a string, got {type(text).__name__}")
+        if not text.strip():
+            skipped += 1
+            continue
+        item_id = str(obj.get("id", number))
+        if item_id in seen:
+            raise DataError(f"{where}: duplicate item id {item_id!r}")
+        seen.add(item_id)
+        found = obj.get("labels")
+        first = found[0] if isinstance(found, list) and found and isinstance(found[0], str) else None
+        items.append(Item(item_id=item_id, text=text.strip()))
+        labels.append(first)
     if not items:
         what = f"only {skipped} blank texts" if skipped else "no items (the file is empty)"
         raise DataError(f"{path}: {what}")
