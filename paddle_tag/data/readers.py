@@ -74,13 +74,17 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, str, dict]]:
             if not raw.strip():
                 continue
             where = f"{path}:{number}"
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{where}: expected a JSON object with a \"text\"")
-            yield number, where, obj
+            yield number, where, _json_object(raw, where, 'a "text"')
+
+
+def _json_object(raw: str, where: str, expected: str) -> dict:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object with {expected}")
+    return obj
 
 
 def _check_text(text: object, where: str) -> str:
@@ -92,12 +96,7 @@ def _check_text(text: object, where: str) -> str:
 
 
 def _parse_jsonl_line(raw: str, where: str, require_labels: bool) -> tuple[str, list[str]]:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a JSON object with \"text\" and \"labels\"")
+    obj = _json_object(raw, where, '"text" and "labels"')
     if "text" not in obj:
         raise DataError(f"{where}: missing \"text\"")
     text = _check_text(obj["text"], where)
