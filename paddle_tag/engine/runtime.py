@@ -7,6 +7,7 @@ import functools
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import paddle
 
 from paddle_tag.config.schema import GlobalConfig
@@ -54,6 +55,8 @@ def flush_denormals() -> bool:
         switch = ctypes.CDLL(library)._ZN6paddle8platform19ScopedFlushDenormalC1Ev
     except (OSError, AttributeError):
         return False
+    for dtype in (np.float16, np.float32, np.float64):
+        np.finfo(dtype)  # numpy caches these; probed after the switch they warn "smallest subnormal is zero"
     saved_state = ctypes.create_string_buffer(16)  # the object's two bools: the modes before the switch
     switch(saved_state)
     return True

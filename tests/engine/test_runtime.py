@@ -49,10 +49,12 @@ x = paddle.full([8], 1e-39, dtype="float32")
 before = float((x * 1.0).sum())
 setup_runtime(GlobalConfig())
 after = float((x * 1.0).sum())
-print(before, after, flush_denormals())
+import numpy as np
+print(before, after, flush_denormals(), np.finfo(np.float64).smallest_subnormal.tobytes() != bytes(8))
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    before, after, switched = proc.stdout.split()
+    before, after, switched, numpy_limits_kept = proc.stdout.split()
     assert float(before) == pytest.approx(8e-39, rel=1e-3)
     assert float(after) == 0.0 and switched == "True"
+    assert numpy_limits_kept == "True" and "subnormal" not in proc.stderr  # numpy's limits probed before the switch
