@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 
@@ -60,3 +62,21 @@ def q4_block(scale: float, q: list[int]) -> bytes:
     """One Q4_0 block by hand: fp16 scale (little-endian), then byte j = q[j] (low nibble) | q[j + 16] (high)."""
     assert len(q) == 32 and all(0 <= v <= 15 for v in q)
     return struct.pack("<e", scale) + bytes(q[j] | (q[j + 16] << 4) for j in range(16))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def blobs(k: int, per: int, dim: int = 16, spread: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` well-separated groups of unit vectors around random directions, and their true labels."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(k, dim)))
+    truth = np.repeat(np.arange(k), per)
+    return unit(centres[truth] + rng.normal(scale=spread, size=(k * per, dim))), truth
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))

@@ -1,12 +1,13 @@
 """The cluster step of tag discovery, and what happens to the items no cluster claims.
 
 ``kmeans`` (default, :class:`KMeansClusterer`): spherical k-means on faiss, seeded. With ``Discover.k: 0`` the
-number of clusters is chosen automatically: every candidate k in ``k_min..k_max`` (step ``k_step``) is fitted
-on the same fixed-seed sample of at most ``Discover.sample_size`` items, and the k with the highest mean
-silhouette (cosine distance, sklearn ``silhouette_score``) wins — ties to the smaller k. Silhouette rewards
-clusters that are tight and apart without a model of their shape, and on a 5,000-item sample its cost does not
-grow with the corpus (measured: 26 candidates in 28 s on 2 busy CPU cores). On THUCNews titles embedded
-with e5 it peaks at k=10, the number of classes.
+number of clusters is chosen automatically (:func:`paddle_tag.discover.kmeans.choose_k`): one k-means with
+``k_max`` clusters on a fixed-seed sample of at most ``Discover.sample_size`` items, Ward merges of its clusters
+down to ``k_min``, and the level (k in ``k_min..k_max``, step ``k_step``) with the highest mean silhouette
+(cosine distance) on the sample wins — ties to the smaller k; its centroids start the final k-means on all
+items. Silhouette rewards clusters that are tight and apart without a model of their shape, and on a capped
+sample its cost does not grow with the corpus. On THUCNews titles embedded with e5 it peaks at k=9..10 (the
+data has 10 classes).
 
 ``hdbscan`` (:class:`HDBSCANClusterer`): sklearn's ``HDBSCAN`` (no extra package) on the unit rows, where
 euclidean distance orders pairs as cosine does; it finds its own k and labels noise -1.
@@ -27,11 +28,10 @@ import numpy as np
 
 from paddle_tag.config import Config
 from paddle_tag.discover.embed import l2_normalise
+from paddle_tag.discover.kmeans import choose_k, cluster_sums, spherical_kmeans
 from paddle_tag.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
-
-SINGLE_THREAD_BELOW = 500_000_000  # items × dims × k under which faiss runs on one thread (≈ 1M × 32 × 16)
 
 
 @dataclass
@@ -40,51 +40,6 @@ class Clustering:
 
     labels: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _kmeans(vectors: np.ndarray, k: int, niter: int, seed: int, redo: int = 1) -> np.ndarray:
-    """Spherical k-means labels; faiss with a fixed seed is repeatable run to run. faiss starts from random
-    points (no k-means++), so ``redo`` restarts keep the best objective — one start can split a group in two
-    and join two others."""
-    import faiss
-
-    data = np.ascontiguousarray(vectors, dtype=np.float32)
-    # min_points_per_centroid=1: small samples are fine here, and faiss would print a warning for each
-    km = faiss.Kmeans(data.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False, nredo=redo,
-                      min_points_per_centroid=1)
-    threads = faiss.omp_get_max_threads()
-    if data.shape[0] * data.shape[1] * k < SINGLE_THREAD_BELOW:
-        # small jobs: OpenMP threads cost more than they save, and on a busy machine their spin-waits made a
-        # 300-item k-means take 78 s instead of 2 s (measured on 2 shared cores)
-        faiss.omp_set_num_threads(1)
-    try:
-        km.train(data)
-        _, nearest = km.index.search(data, 1)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return nearest[:, 0].astype(np.int64)
-
-
-def choose_k(vectors: np.ndarray, candidates: list[int], sample_size: int, niter: int, seed: int,
-             redo: int = 1) -> tuple[int, dict[int, float]]:
-    """The candidate k with the best cosine silhouette on a fixed-seed sample; returns it and every score."""
-    from sklearn.metrics import silhouette_score
-
-    n = vectors.shape[0]
-    rows = np.sort(np.random.default_rng(seed).choice(n, sample_size, replace=False)) if n > sample_size \
-        else np.arange(n)
-    sample = vectors[rows]
-    scores: dict[int, float] = {}
-    for k in candidates:
-        labels = _kmeans(sample, k, niter, seed, redo)
-        if len(np.unique(labels)) < 2:
-            continue
-        scores[k] = float(silhouette_score(sample, labels, metric="cosine"))
-    if not scores:
-        raise DataError(f"could not choose k: every candidate in {candidates} put the {len(rows)} sampled items "
-                        "into one cluster (are the texts all alike?)")
-    best = max(scores, key=lambda k: (round(scores[k], 6), -k))  # rounding: ties go to the smaller k
-    return best, scores
 
 
 class KMeansClusterer:
@@ -116,11 +71,14 @@ class KMeansClusterer:
             if k_max < self.k_max:
                 logger.warning("Discover.k_max=%d lowered to %d for %d items", self.k_max, k_max, n)
             candidates = list(range(self.k_min, k_max + 1, self.k_step))
-            k, scores = choose_k(vectors, candidates, self.sample_size, self.niter, self.seed, self.redo)
-            info.update(criterion="silhouette (cosine)", sample=min(n, self.sample_size),
-                        silhouette={str(c): round(s, 4) for c, s in scores.items()})
+            choice = choose_k(vectors, candidates, self.sample_size, self.niter, self.seed, self.redo)
+            info.update(criterion="silhouette (cosine) of the Ward levels of a k_max-means", k=choice.k,
+                        sample=min(n, self.sample_size),
+                        silhouette={str(c): round(s, 4) for c, s in choice.scores.items()})
+            labels, _ = spherical_kmeans(vectors, choice.k, self.niter, self.seed, init=choice.init)
+            return Clustering(labels, info)
         info["k"] = k
-        return Clustering(_kmeans(vectors, k, self.niter, self.seed, self.redo), info)
+        return Clustering(spherical_kmeans(vectors, k, self.niter, self.seed, self.redo)[0], info)
 
 
 class HDBSCANClusterer:
@@ -163,10 +121,7 @@ def build_clusterer(config: Config):
 
 def centroids_of(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """``(k, D)`` unit-length mean of each cluster's rows (labels -1 ignored; an empty cluster's row is 0)."""
-    sums = np.zeros((k, embeddings.shape[1]), dtype=np.float64)
-    keep = labels >= 0
-    np.add.at(sums, labels[keep], embeddings[keep].astype(np.float64))
-    return l2_normalise(sums)
+    return l2_normalise(cluster_sums(embeddings, labels, k))
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

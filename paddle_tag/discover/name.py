@@ -15,7 +15,8 @@ the cosine of each word's embedding to the cluster centroid (KeyBERT-style); wei
 from __future__ import annotations
 
 import logging
-import unicodedata
+import multiprocessing
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -28,6 +29,7 @@ from paddle_tag.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 NAME_SEPARATOR = "·"
+PARALLEL_MIN_TEXTS = 2000  # fewer texts per worker and forking costs more than it saves
 WordEmbedder = Callable[[Sequence[str]], np.ndarray]  # words → (len(words), D) unit rows
 
 
@@ -45,21 +47,45 @@ def load_stopwords(path: Optional[str | Path]) -> frozenset[str]:
 def is_word(token: str, min_len: int) -> bool:
     """A candidate keyword: long enough, and not only digits, punctuation, symbols or spaces (any width)."""
     token = token.strip()
-    if len(token) < min_len:
-        return False
-    return any(unicodedata.category(ch)[0] == "L" for ch in token)  # at least one letter (Han counts as Lo)
+    # str.isalpha is exactly Unicode's letter categories (L*), Han included (Lo)
+    return len(token) >= min_len and any(ch.isalpha() for ch in token)
 
 
-def tokenize(texts: Sequence[str], stopwords: frozenset[str], min_len: int) -> list[list[str]]:
-    """jieba words of each text (precise mode, deterministic), filtered by :func:`is_word` and ``stopwords``."""
+def _tokenize_serial(texts: Sequence[str], stopwords: frozenset[str], min_len: int) -> list[list[str]]:
     import jieba
 
-    jieba.setLogLevel(logging.WARNING)  # "Building prefix dict ..." on every run is noise
     out = []
     for text in texts:
         words = [w.strip().lower() for w in jieba.lcut(text)]
         out.append([w for w in words if is_word(w, min_len) and w not in stopwords])
     return out
+
+
+def tokenize(texts: Sequence[str], stopwords: frozenset[str], min_len: int, workers: int = 1) -> list[list[str]]:
+    """jieba words of each text (precise mode, deterministic), filtered by :func:`is_word` and ``stopwords``.
+
+    ``workers > 1`` splits the texts into that many runs of consecutive texts, tokenised by forked processes
+    (jieba is pure Python, so threads would not help), and joins them in order: the same words as one process.
+    Below ``PARALLEL_MIN_TEXTS`` texts, or where ``fork`` is missing, one process does it all.
+    """
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # "Building prefix dict ..." on every run is noise
+    jieba.initialize()  # before forking, so the workers inherit the dictionary instead of each loading it
+    workers = min(workers, len(texts) // PARALLEL_MIN_TEXTS + 1)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _tokenize_serial(texts, stopwords, min_len)
+    bounds = np.linspace(0, len(texts), workers + 1).astype(int)
+    runs = [(list(texts[a:b]), stopwords, min_len) for a, b in zip(bounds[:-1], bounds[1:])]
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        parts = pool.starmap(_tokenize_serial, runs)
+    finally:
+        # close + join lets the workers exit; terminate (the context manager's exit) would SIGTERM them, and
+        # the signal handler Paddle installs prints a fatal-error report for each
+        pool.close()
+        pool.join()
+    return [doc for part in parts for doc in part]
 
 
 @dataclass
@@ -135,14 +161,14 @@ class CTfidfNamer:
     """
 
     def __init__(self, top_n: int = 10, min_df: int = 2, label_words: int = 3, min_word_len: int = 2,
-                 stopwords: frozenset[str] = frozenset(), rerank_keywords: bool = False) -> None:
+                 stopwords: frozenset[str] = frozenset(), rerank_keywords: bool = False, workers: int = 1) -> None:
         self.top_n, self.min_df, self.label_words, self.min_word_len = top_n, min_df, label_words, min_word_len
-        self.stopwords, self.rerank_keywords = stopwords, rerank_keywords
+        self.stopwords, self.rerank_keywords, self.workers = stopwords, rerank_keywords, workers
 
     def fit(self, texts: Sequence[str], labels: np.ndarray, centroids: np.ndarray,
             embed_words: Optional[WordEmbedder] = None) -> list[ClusterName]:
         k = centroids.shape[0]
-        docs = tokenize(texts, self.stopwords, self.min_word_len)
+        docs = tokenize(texts, self.stopwords, self.min_word_len, self.workers)
         weights, vocab = ctfidf(docs, labels, k, self.min_df)
         reranking = self.rerank_keywords and embed_words is not None
         candidates = top_keywords(weights, vocab, self.top_n * 3 if reranking else self.top_n)
@@ -158,8 +184,9 @@ class CTfidfNamer:
 
 def build_namer(config) -> CTfidfNamer:
     d = config.Discover
+    workers = d.threads or len(os.sched_getaffinity(0))  # jieba workers: one per core Discover.threads allows
     return CTfidfNamer(d.top_keywords, d.min_df, d.label_words, d.min_word_len, load_stopwords(d.stopwords_path),
-                       d.rerank_keywords)
+                       d.rerank_keywords, workers)
 
 
 def merge_similar(vectors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:

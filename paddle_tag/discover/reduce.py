@@ -1,6 +1,6 @@
 """The reduce step of tag discovery: embeddings → a smaller space that clustering works in.
 
-``pca`` (default): seeded PCA to ``Discover.dim`` — linear, seconds for a million rows, and the same input
+``pca`` (default): exact PCA to ``Discover.dim`` — linear, seconds for a million rows, and the same input
 always gives the same output. ``umap`` (``pip install umap-learn``, imported only when chosen): non-linear,
 seeded, far slower, what BERTopic uses. ``none``: the embeddings as they are.
 Every reducer returns unit rows, because clustering compares items by cosine (spherical k-means).
@@ -19,6 +19,9 @@ from paddle_tag.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+CHUNK_ROWS = 65_536  # rows per block of the PCA (100 MB at 384 dimensions)
+COVARIANCE_MAX_DIM = 4096  # above this many dimensions PCA uses a randomised SVD instead of the covariance
+
 
 class NoReduce:
     """The null step: clustering sees the embeddings themselves."""
@@ -30,9 +33,12 @@ class NoReduce:
 class PCAReducer:
     """PCA to ``dim`` components (fewer when the data has fewer), then unit rows.
 
-    ``fit_transform(X: (N, D))`` → ``(N, min(dim, D, N))`` float32. The full SVD (LAPACK) rather than the
-    randomised one below 2,000 columns × 200,000 rows keeps results exact; sklearn's sign convention
-    (``svd_flip``) keeps component signs stable across runs.
+    ``fit_transform(X: (N, D))`` → ``(N, min(dim, D, N))`` float32. PCA from the eigenvectors of the ``D × D``
+    covariance (float32 products of centred chunks of rows, summed in float64): the components of a float64 SVD
+    to 3e-7 on the THUCNews e5 embeddings, in a third of its time and without a float64 copy of the N × D input
+    (the copy that made 1M × 384 peak at 14 GB). sklearn's sign convention (each component's largest entry positive)
+    keeps the output identical run to run. Above ``COVARIANCE_MAX_DIM`` dimensions the covariance itself gets
+    too big and sklearn's randomised SVD, seeded, is used instead.
     """
 
     def __init__(self, dim: int = 32, seed: int = 42) -> None:
@@ -41,17 +47,32 @@ class PCAReducer:
         self.dim, self.seed = dim, seed
 
     def fit_transform(self, vectors: np.ndarray) -> np.ndarray:
-        from sklearn.decomposition import PCA
-
         n, d = vectors.shape
         dim = min(self.dim, d, n)
         if dim < self.dim:
             logger.warning("PCA to %d dimensions instead of %d (%d items of %d dimensions)", dim, self.dim, n, d)
         if dim >= d:  # nothing to reduce: a rotation would change no cosine
             return l2_normalise(vectors)
-        solver = "full" if n * d <= 200_000 * 2_000 else "randomized"
-        pca = PCA(n_components=dim, svd_solver=solver, random_state=self.seed)
-        return l2_normalise(pca.fit_transform(np.asarray(vectors, dtype=np.float64)))
+        if d > COVARIANCE_MAX_DIM:
+            from sklearn.decomposition import PCA
+
+            pca = PCA(n_components=dim, svd_solver="randomized", random_state=self.seed)
+            return l2_normalise(pca.fit_transform(np.asarray(vectors, dtype=np.float32)))
+        mean = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        covariance = np.zeros((d, d))
+        for start in range(0, n, CHUNK_ROWS):  # float32 products, summed in float64 chunk by chunk
+            centred = np.asarray(vectors[start:start + CHUNK_ROWS], dtype=np.float32) - mean
+            covariance += centred.T @ centred
+        _, eigenvectors = np.linalg.eigh(covariance)  # ascending eigenvalues
+        components = eigenvectors[:, ::-1][:, :dim].T  # (dim, D), largest variance first
+        largest = np.abs(components).argmax(axis=1)
+        components *= np.sign(components[np.arange(dim), largest])[:, None]
+        components = components.astype(np.float32)
+        out = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, CHUNK_ROWS):
+            out[start:start + CHUNK_ROWS] = (np.asarray(vectors[start:start + CHUNK_ROWS], dtype=np.float32)
+                                             - mean) @ components.T
+        return l2_normalise(out)
 
 
 class UMAPReducer:

@@ -1,4 +1,4 @@
-"""The cluster step: faiss k-means with k chosen by silhouette, HDBSCAN, and outlier re-assignment."""
+"""The cluster step: faiss k-means (k chosen automatically or given), HDBSCAN, and outlier re-assignment."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,33 +6,27 @@ import pytest
 
 from paddle_tag.config import load_config
 from paddle_tag.discover.cluster import (HDBSCANClusterer, KMeansClusterer, build_clusterer, centroids_of,
-                                         choose_k, compact_labels, resolve_outliers)
+                                         compact_labels, resolve_outliers)
 from paddle_tag.discover.embed import l2_normalise
 from paddle_tag.errors import ConfigError, DataError
 
-
-def blobs(k: int, per: int, dim: int = 16, spread: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``k`` well-separated groups of unit vectors around random directions, and their true labels."""
-    rng = np.random.default_rng(seed)
-    centres = l2_normalise(rng.normal(size=(k, dim)))
-    truth = np.repeat(np.arange(k), per)
-    return l2_normalise(centres[truth] + rng.normal(scale=spread, size=(k * per, dim))), truth
-
-
-def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    pairs = set(zip(a.tolist(), b.tolist()))
-    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+from helpers import blobs, same_partition
 
 
 def test_kmeans_chooses_the_true_k_and_recovers_the_groups():
     x, truth = blobs(6, 40)
-    k, scores = choose_k(x, list(range(3, 11)), sample_size=200, niter=20, seed=1)
-    assert k == 6 and set(scores) == set(range(3, 11))
     result = KMeansClusterer(k=0, k_min=3, k_max=10, sample_size=200, seed=1, redo=3).fit_predict(x)
     assert result.info["k"] == 6 and result.info["criterion"].startswith("silhouette")
+    assert set(result.info["silhouette"]) == {str(k) for k in range(3, 11)}
     assert same_partition(result.labels, truth)
     again = KMeansClusterer(k=0, k_min=3, k_max=10, sample_size=200, seed=1, redo=3).fit_predict(x)
     np.testing.assert_array_equal(result.labels, again.labels)
+
+
+def test_a_given_k_is_used_as_is():
+    x, truth = blobs(4, 30)
+    result = KMeansClusterer(k=4, seed=3).fit_predict(x)
+    assert result.info == {"method": "kmeans", "k": 4} and same_partition(result.labels, truth)
 
 
 def test_kmeans_size_errors():

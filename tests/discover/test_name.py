@@ -38,6 +38,13 @@ def test_word_filter_and_tokenizer(stopwords):
     assert not any(w in stopwords or w.isdigit() or w in "，！" for w in words)
 
 
+def test_parallel_tokenizing_gives_the_same_words_in_order(real_data, stopwords):
+    texts = [r["text"] for r in read_jsonl(real_data["thucnews"] / "train.jsonl")[:4100]]
+    serial = tokenize(texts, stopwords, 2)
+    assert tokenize(texts, stopwords, 2, workers=2) == serial  # two forked workers of 2,050 titles each
+    assert len(serial) == 4100 and sum(map(len, serial)) > 4100 * 3
+
+
 def test_ctfidf_follows_the_formula():
     docs = [["苹果", "香蕉"], ["苹果", "橙子"], ["橙子"]]
     weights, vocab = ctfidf(docs, np.array([0, 1, -1]), k=2, min_df=1)

@@ -33,6 +33,22 @@ def test_pca_gives_unit_rows_repeatably_and_keeps_neighbours(vectors):
     assert np.mean([small[i].argmax() in top10[i] for i in range(200)]) > 0.6
 
 
+def test_pca_equals_sklearns_full_svd(vectors):
+    from sklearn.decomposition import PCA
+
+    expected = PCA(n_components=12, svd_solver="full").fit_transform(vectors.astype(np.float64))
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(PCAReducer(dim=12).fit_transform(vectors), expected, atol=1e-5)
+
+
+def test_pca_works_in_chunks(vectors, monkeypatch):
+    import paddle_tag.discover.reduce as reduce
+
+    whole = PCAReducer(dim=8).fit_transform(vectors)
+    monkeypatch.setattr(reduce, "CHUNK_ROWS", 37)  # 200 rows: five full chunks and a partial one
+    np.testing.assert_allclose(PCAReducer(dim=8).fit_transform(vectors), whole, atol=1e-5)  # float32 sums
+
+
 def test_pca_with_dim_above_the_data_keeps_the_embeddings(vectors):
     np.testing.assert_allclose(PCAReducer(dim=500).fit_transform(vectors), vectors, atol=1e-6)
     np.testing.assert_allclose(NoReduce().fit_transform(vectors * 3.0), vectors, atol=1e-6)
