@@ -21,11 +21,11 @@ while generating, before any measurement).
 **Measured**, in a fresh subprocess per size: ``read_items`` then ``DiscoveryPipeline.run`` from the warm cache,
 exactly as ``tools/discover.py`` runs it (the report and output files are not included). The time is the run's
 wall time less its embed step (loading the cached embeddings, reported apart); the module functions of the
-steps are wrapped with timers to show where it goes — the automatic k search (``choose_k``: every k in
-``k_min..k_max`` on a fixed-seed sample of ``Discover.sample_size`` items, so its cost should not grow with N),
-merge, outliers, jieba, c-TF-IDF. Peak memory is the child's ``ru_maxrss`` from ``os.wait4`` (resident memory,
-so faiss's and LAPACK's allocations count, unlike tracemalloc), with the peak reached after each step and the
-resident memory before the run (the Python libraries, the items and their texts) beside it. Threads: the
+steps are wrapped with timers to show where it goes — the automatic k search (``choose_k``: one k-means with
+``k_max`` clusters and its Ward levels, all on a fixed-seed sample of ``Discover.sample_size`` items, so its cost
+should not grow with N), the final k-means on all items, merge, outliers, jieba, c-TF-IDF. Peak memory is the
+child's ``ru_maxrss`` from ``os.wait4`` (resident memory, so faiss's and LAPACK's allocations count, unlike
+tracemalloc), with the peak reached after each step and the resident memory before the run (the Python libraries, the items and their texts) beside it. Threads: the
 libraries' defaults (2 cores here) unless ``--threads N`` (``Discover.threads``); on a machine that is busy with
 something else use ``--threads 1`` — there, spinning BLAS threads made a 2,000 × 384 PCA take 65 s instead of 5.
 The final k-means is cheap at any N: faiss trains it on at most 256 items per centroid (its
@@ -49,6 +49,7 @@ import numpy as np
 CONFIG = "configs/discover/thucnews_e5.yaml"
 RESULTS = Path("output/bench/discover_scale.json")
 WORK = Path("output/bench/discover_scale")
+K_SEARCH = "k search (on the sample)"
 GENERATOR_VERSION = 1  # bump when the generator changes, so older synthetic sets are remade
 
 
@@ -111,8 +112,8 @@ def measure(args) -> None:
     pipeline.embedder = CacheOnly()
     timed(pipeline_module, "embed_with", "load cached embeddings")
     timed(pipeline.reducer, "fit_transform", "reduce (PCA)")
-    timed(cluster, "choose_k", "k search (silhouette on the sample)")
-    timed(cluster, "_kmeans", "k-means fits (k search's included)")
+    timed(cluster, "choose_k", K_SEARCH)
+    timed(cluster, "spherical_kmeans", "final k-means (all items)")
     timed(pipeline_module, "merge_similar", "merge")
     timed(pipeline_module, "resolve_outliers", "outliers + centroids")
     timed(name, "tokenize", "jieba")
@@ -317,7 +318,7 @@ def print_table(rows: list[dict]) -> None:
 
         nmi = f"{r['vs_labels']['nmi']:.3f}" if "vs_labels" in r else "–"
         print(f"| {r['items']:,} | {r['data']} | {r['k']} | {nmi} | {r['time_s']:.1f} s | "
-              f"{s('k search (silhouette on the sample)')} (sample {r['k_search_sample']}) | {s('reduce (PCA)')} | "
+              f"{s(K_SEARCH)} (sample {r['k_search_sample']}) | {s('reduce (PCA)')} | "
               f"{s('outliers + centroids')} | {s('jieba')} | {r['timings_s']['embed']:.1f} s | {r['peak_mb']:,} MiB | "
               f"{r['rss_mb_items_read']:,} MiB | {'yes' if r['time_s'] < 300 else 'no'} |")
     print("\nNMI vs labels: the THUCNews classes for the real items, the source tags for the synthetic ones. Peak "

@@ -31,6 +31,7 @@ def test_stack_imports_in_a_fresh_interpreter_at_the_pinned_versions():
             "from paddleclas.ppcls.arch.backbone import ResNet18, MobileNetV3_small_x0_35, PPLCNet_x0_25;"
             "import paddle_tag.models.backbones, paddle_tag.data.augment.image;"
             "import faiss, sklearn.cluster, sqlalchemy, jieba, paddle_tag.discover.pipeline, paddle_tag.discover.store;"
+            "import umap, psycopg;"  # the test extra's (UMAP reduce, PostgreSQL store): numba must accept our numpy
             "print(json.dumps({n: m.version(n) for n in %r}))" % sorted(pins()))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

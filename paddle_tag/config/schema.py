@@ -172,13 +172,13 @@ class DiscoverConfig:
     reduce: Literal["pca", "umap", "none"] = "pca"
     dim: int = 32  # reduced dimension (pca / umap)
     cluster: Literal["kmeans", "hdbscan"] = "kmeans"
-    k: int = 0  # k-means clusters; 0 = chosen automatically in k_min..k_max (best silhouette on a sample)
+    k: int = 0  # k-means clusters; 0 = chosen in k_min..k_max (best silhouette on a sample; discover/kmeans.py)
     k_min: int = 5
     k_max: int = 30
     k_step: int = 1  # candidate k values: k_min, k_min + k_step, ..., k_max
     sample_size: int = 5000  # items (fixed-seed sample) the automatic choice of k is computed on
     kmeans_iters: int = 25
-    kmeans_redo: int = 3  # k-means restarts (faiss nredo); the run with the best objective is kept
+    kmeans_redo: int = 3  # k-means restarts (faiss nredo) of a given k / of the k search's over-clustering
     min_cluster_size: int = 15  # hdbscan
     min_similarity: float = 0.0  # cluster members less similar than this to their centroid become outliers
     outlier_threshold: float = 0.3  # outliers join the nearest centroid when their cosine to it is >= this
