@@ -19,18 +19,19 @@ that folder's embedding cache by the pipeline's own ``embed_with`` (1M items: 1.
 while generating, before any measurement).
 
 **Measured**, in a fresh subprocess per size: ``read_items`` then ``DiscoveryPipeline.run`` from the warm cache,
-exactly as ``tools/discover.py`` runs it (the report and output files are not included). The time is the run's
-wall time less its embed step (loading the cached embeddings, reported apart); the module functions of the
-steps are wrapped with timers to show where it goes — the automatic k search (``choose_k``: one k-means with
-``k_max`` clusters and its Ward levels, all on a fixed-seed sample of ``Discover.sample_size`` items, so its cost
-should not grow with N), the final k-means on all items, merge, outliers, jieba, c-TF-IDF. Peak memory is the
-child's ``ru_maxrss`` from ``os.wait4`` (resident memory, so faiss's and LAPACK's allocations count, unlike
-tracemalloc), with the peak reached after each step and the resident memory before the run (the Python libraries, the items and their texts) beside it. Threads: the
-libraries' defaults (2 cores here) unless ``--threads N`` (``Discover.threads``); on a machine that is busy with
-something else use ``--threads 1`` — there, spinning BLAS threads made a 2,000 × 384 PCA take 65 s instead of 5.
-The final k-means is cheap at any N: faiss trains it on at most 256 items per centroid (its
-``max_points_per_centroid``) and then only assigns all N. Goal (issue 7): 1M items in under 5 minutes. Rows
-are merged by (items, data) into ``output/bench/discover_scale.json``; the table printed is of all rows there.
+exactly as ``tools/discover.py`` runs it (the report and output files are not included). The time is the run's wall
+time less its embed step (loading the cached embeddings, reported apart); the module functions of the steps are
+wrapped with timers to show where it goes — the automatic k search (``choose_k``: one k-means with ``k_max``
+clusters and its Ward levels, all on a fixed-seed sample of ``Discover.sample_size`` items, so its cost should not
+grow with N), the final k-means on all items, merge, outliers, jieba, c-TF-IDF. Peak memory is the child's
+``ru_maxrss`` from ``os.wait4`` (resident memory, so faiss's and LAPACK's allocations count, unlike tracemalloc),
+with the peak reached after each step and the resident memory before the run (the Python libraries, the items and
+their texts) beside it. Threads: the libraries' defaults (2 cores here) unless ``--threads N``
+(``Discover.threads``); on a machine that is busy with something else use ``--threads 1`` — there, spinning BLAS
+threads made a 2,000 × 384 PCA take 65 s instead of 5. The final k-means is cheap at any N: faiss trains it on at
+most 256 items per centroid (its ``max_points_per_centroid``) and then only assigns all N. Goal (issue 7): 1M items
+in under 5 minutes. Rows are merged by (items, data) into ``output/bench/discover_scale.json``; the table printed is
+of all rows there.
 """
 from __future__ import annotations
 
