@@ -26,7 +26,7 @@ start)
   [ -n "$bin" ] || { echo "postgres.sh: postgresql installed but no server binaries found" >&2; exit 1; }
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   [ "$(id -u)" != 0 ] || chown postgres "$dir"
-  as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >&2
+  as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-instructions >&2
   as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >&2
   as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres paddle_tag_test >&2
