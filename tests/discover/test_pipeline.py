@@ -1,6 +1,7 @@
 """The discovery pipeline on 300 real THUCNews titles: items in, a sorted, named, repeatable taxonomy out."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -51,6 +52,13 @@ def test_taxonomy_is_sorted_keyed_and_consistent(run):
     assert all(t.keywords and "·" in t.name for t in taxonomy.tags)
     assert taxonomy.embedder == "tfidf" and taxonomy.params["seed"] == 42 and taxonomy.params["embedder"] == "tfidf"
     assert set(result.info["timings_s"]) == {"embed", "reduce", "cluster", "name"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("umap") is None, reason="umap-learn is missing (the test extra has it)")
+def test_umap_reduce_finds_several_tags(titles_file, tmp_path):
+    # uncentred UMAP output made every centroid cosine ~0.99 and the merge step joined all clusters into one
+    _, result = discover(config_for(titles_file, tmp_path, "Discover.reduce=umap", "Discover.dim=5"))
+    assert 5 <= len(result.taxonomy.tags) <= 12 and result.info["merged"] == 0
 
 
 def test_same_config_and_seed_give_the_same_taxonomy(run, titles_file, tmp_path):

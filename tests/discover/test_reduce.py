@@ -79,5 +79,9 @@ def test_umap_without_the_package_says_how_to_install_it(vectors, monkeypatch):
 def test_umap_gives_unit_rows_repeatably_and_keeps_neighbours(vectors):
     # numba compiles UMAP on first use (15-40 s); it keeps neighbourhoods better than PCA (0.96 measured)
     assert_reduced_well(lambda: UMAPReducer(dim=8, seed=3), vectors, 8, 0.8)
+    # centred: UMAP's raw layout sits off the origin (mean cosine between items 0.995 here), which would make
+    # every cluster look like every other to the merge step
+    reduced = UMAPReducer(dim=8, seed=3).fit_transform(vectors)
+    assert abs(float((reduced @ reduced.T).mean())) < 0.1
     with pytest.raises(ConfigError, match="too few"):
         UMAPReducer(dim=8).fit_transform(vectors[:9])
