@@ -20,19 +20,31 @@ logger = logging.getLogger(__name__)
 
 CJK_FONT_HINTS = ("CJK", "WenQuanYi", "SimHei", "SimSun", "Hei", "Song", "Ming", "Kai", "Droid Sans Fallback",
                   "AR PL", "Source Han", "PingFang", "Microsoft YaHei")
+CJK_FONT_FILES = ("wqy", "notosanscjk", "notoserifcjk", "droidsansfallback", "simhei", "simsun", "msyh",
+                  "sourcehan", "uming", "ukai")
 MAX_POINTS = 20_000
 
 
 def cjk_font() -> Optional[str]:
-    """The name of an installed font with Chinese glyphs, or None."""
+    """The name of an installed font with Chinese glyphs, or None.
+
+    matplotlib caches its font list on first use, so a font installed later (``apt-get install
+    fonts-wqy-microhei``) is missing from it: the system font files are then searched and added by name.
+    """
     from matplotlib import font_manager
 
-    names = sorted({f.name for f in font_manager.fontManager.ttflist})
-    for hint in CJK_FONT_HINTS:
-        for name in names:
-            if hint.lower() in name.lower():
-                return name
-    return None
+    def known() -> Optional[str]:
+        names = sorted({f.name for f in font_manager.fontManager.ttflist})
+        return next((n for hint in CJK_FONT_HINTS for n in names if hint.lower() in n.lower()), None)
+
+    if known() is None:
+        for path in font_manager.findSystemFonts():
+            if any(hint in Path(path).name.lower() for hint in CJK_FONT_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # an unreadable font file is skipped, not fatal
+                    logger.debug("could not add font %s", path)
+    return known()
 
 
 def project_2d(embeddings: np.ndarray) -> np.ndarray:
@@ -47,8 +59,9 @@ def project_2d(embeddings: np.ndarray) -> np.ndarray:
     return centred @ (comps * signs[:, None]).T
 
 
-def plot_png(path: Path, taxonomy: Taxonomy, embeddings: np.ndarray, labels: np.ndarray, seed: int) -> None:
-    """The map and the sizes bar chart side by side, written atomically."""
+def plot_png(path: Path, taxonomy: Taxonomy, embeddings: np.ndarray, labels: np.ndarray, seed: int) -> list[str]:
+    """The map and the sizes bar chart side by side, written atomically; returns the tag labels drawn (names
+    with a CJK font, keys without)."""
     import io
 
     import matplotlib
@@ -92,6 +105,7 @@ def plot_png(path: Path, taxonomy: Taxonomy, embeddings: np.ndarray, labels: np.
         fig.savefig(buffer, format="png", dpi=110)
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+    return names
 
 
 def samples_of(taxonomy: Taxonomy, key: int, n: int) -> list[str]:
