@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import blobs, same_partition
 
 from paddle_tag.config import load_config
 from paddle_tag.discover.cluster import (HDBSCANClusterer, KMeansClusterer, build_clusterer, centroids_of,
                                          compact_labels, resolve_outliers)
 from paddle_tag.discover.embed import l2_normalise
 from paddle_tag.errors import ConfigError, DataError
-
-from helpers import blobs, same_partition
 
 
 def test_kmeans_chooses_the_true_k_and_recovers_the_groups():

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import blobs, same_partition
 
 from paddle_tag.discover.embed import l2_normalise
 from paddle_tag.discover.kmeans import choose_k, cluster_sums, spherical_kmeans, ward_levels
 from paddle_tag.errors import DataError
-from helpers import blobs, same_partition
 
 
 def test_choose_k_finds_the_true_k_and_seeds_the_final_fit():

@@ -5,10 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import blobs
 
 from paddle_tag.discover import report
 from paddle_tag.discover.taxonomy import Assignment, Item, Tag, Taxonomy
-from helpers import blobs
 
 
 def small_run() -> tuple[Taxonomy, np.ndarray, np.ndarray]:
