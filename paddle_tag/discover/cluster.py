@@ -3,11 +3,11 @@
 ``kmeans`` (default, :class:`KMeansClusterer`): spherical k-means on faiss, seeded. With ``Discover.k: 0`` the
 number of clusters is chosen automatically (:func:`paddle_tag.discover.kmeans.choose_k`): one k-means with
 ``k_max`` clusters on a fixed-seed sample of at most ``Discover.sample_size`` items, Ward merges of its clusters
-down to ``k_min``, and the level (k in ``k_min..k_max``, step ``k_step``) with the highest mean silhouette
-(cosine distance) on the sample wins — ties to the smaller k; its centroids start the final k-means on all
-items. Silhouette rewards clusters that are tight and apart without a model of their shape, and on a capped
-sample its cost does not grow with the corpus. On THUCNews titles embedded with e5 it peaks at k=9..10 (the
-data has 10 classes).
+down to ``k_min``, each level polished by a few k-means iterations, and the level (k in ``k_min..k_max``, step
+``k_step``) with the highest mean silhouette (cosine distance) on the sample wins — ties to the smaller k; its
+centroids start the final k-means on all items. Silhouette rewards clusters that are tight and apart without a
+model of their shape, and on a capped sample its cost does not grow with the corpus. On THUCNews titles embedded
+with e5 it peaks at k=9..10 (the data has 10 classes).
 
 ``hdbscan`` (:class:`HDBSCANClusterer`): sklearn's ``HDBSCAN`` (no extra package) on the unit rows, where
 euclidean distance orders pairs as cosine does; it finds its own k and labels noise -1.
