@@ -1,7 +1,7 @@
 """The reduce step of tag discovery: embeddings → a smaller space that clustering works in.
 
-``pca`` (default): exact PCA to ``Discover.dim`` — linear, seconds for a million rows, and the same input
-always gives the same output. ``umap`` (``pip install umap-learn``, imported only when chosen): non-linear,
+``pca`` (default): PCA to ``Discover.dim`` from the covariance — linear, seconds for a million rows, and the same
+input always gives the same output. ``umap`` (``pip install umap-learn``, imported only when chosen): non-linear,
 seeded, far slower, what BERTopic uses. ``none``: the embeddings as they are.
 Every reducer returns unit rows, because clustering compares items by cosine (spherical k-means).
 Chosen through :data:`REDUCERS`.
@@ -35,10 +35,10 @@ class PCAReducer:
 
     ``fit_transform(X: (N, D))`` → ``(N, min(dim, D, N))`` float32. PCA from the eigenvectors of the ``D × D``
     covariance (float32 products of centred chunks of rows, summed in float64): the components of a float64 SVD
-    to 3e-7 on the THUCNews e5 embeddings, in a third of its time and without a float64 copy of the N × D input
-    (the copy that made 1M × 384 peak at 14 GB). sklearn's sign convention (each component's largest entry positive)
-    keeps the output identical run to run. Above ``COVARIANCE_MAX_DIM`` dimensions the covariance itself gets
-    too big and sklearn's randomised SVD, seeded, is used instead.
+    to 3e-7 on the THUCNews e5 embeddings, in a third of its time and without float64 copies of the N × D input
+    (with the full SVD, the 1M × 384 benchmark peaked at 14 GB; now 5.3 GB). sklearn's sign convention (each
+    component's largest entry positive) keeps the output identical run to run. Above ``COVARIANCE_MAX_DIM``
+    dimensions the covariance itself gets too big and sklearn's randomised SVD, seeded, is used instead.
     """
 
     def __init__(self, dim: int = 32, seed: int = 42) -> None:
