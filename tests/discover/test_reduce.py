@@ -55,6 +55,13 @@ def test_pca_works_in_chunks(vectors, monkeypatch):
     np.testing.assert_allclose(PCAReducer(dim=8).fit_transform(vectors), whole, atol=1e-5)  # float32 sums
 
 
+def test_pca_of_very_wide_vectors_uses_a_seeded_randomised_svd(vectors, monkeypatch):
+    import paddle_tag.discover.reduce as reduce
+
+    monkeypatch.setattr(reduce, "COVARIANCE_MAX_DIM", 32)  # the 64-d vectors now count as too wide
+    assert_reduced_well(lambda: PCAReducer(dim=16, seed=3), vectors, 16, 0.6)
+
+
 def test_pca_with_dim_above_the_data_keeps_the_embeddings(vectors):
     np.testing.assert_allclose(PCAReducer(dim=500).fit_transform(vectors), vectors, atol=1e-6)
     np.testing.assert_allclose(NoReduce().fit_transform(vectors * 3.0), vectors, atol=1e-6)
