@@ -45,21 +45,18 @@ def make_model(seed: int, stopwords: list[str], timings: dict, threads: int):
 
     jieba.setLogLevel(logging.WARNING)
 
-    class TimedUMAP(UMAP):
-        def fit(self, *args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return super().fit(*args, **kwargs)
-            finally:
-                timings["umap_s"] = timings.get("umap_s", 0.0) + time.perf_counter() - started
+    def timed(base: type, key: str) -> type:
+        """``base`` whose ``fit`` adds its wall time to ``timings[key]``."""
+        class Timed(base):
+            def fit(self, *args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return super().fit(*args, **kwargs)
+                finally:
+                    timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+        return Timed
 
-    class TimedHDBSCAN(hdbscan.HDBSCAN):
-        def fit(self, *args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return super().fit(*args, **kwargs)
-            finally:
-                timings["hdbscan_s"] = timings.get("hdbscan_s", 0.0) + time.perf_counter() - started
+    TimedUMAP, TimedHDBSCAN = timed(UMAP, "umap_s"), timed(hdbscan.HDBSCAN, "hdbscan_s")
 
     def words(text: str) -> list[str]:
         return [w for w in jieba.lcut(text) if w.strip()]
