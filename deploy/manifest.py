@@ -2,9 +2,15 @@
 
 The directory contract (written by ``tools/export_model.py``)::
 
-    model.onnx  model_fp16.onnx  model_int8.onnx   input "input_ids" int64 [batch, sequence],
+    model.onnx  model_fp16.onnx  model_int8.onnx   input "input_ids" int64 [batch, sequence]
+                                                   (or [batch, windows, sequence]: format_version 2, "windows"),
+                                                   + "char_ids" int64 [batch, chars] (format_version 2, "wide"),
                                                    output "logits" float32 [batch, num_labels]
     tokenizer.json  labels.json  manifest.json
+
+Format version 2 adds ``windows`` (``{"overlap", "max_windows"}`` or null: a long text is read as overlapping
+windows of ``max_seq_len`` tokens) and ``wide`` (``{"ngram_max", "buckets", "max_chars"}`` or null: the model
+also takes the code points of the text's first ``max_chars`` characters and hashes their n-grams itself).
 
 Everything that can be checked without running the model is checked here (format version, task,
 labels, thresholds, every listed file's presence and sha256); :func:`check_session` then checks the
@@ -26,7 +32,7 @@ from deploy import DeployError
 
 MANIFEST = "manifest.json"
 LABELS_FILE = "labels.json"
-SUPPORTED_FORMAT_VERSIONS = (1,)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 TASK_ACTIVATION = {"multi_class": "softmax", "multi_label": "sigmoid"}
 PRECISIONS = ("fp32", "fp16", "int8")
 #: ONNX Runtime type strings accepted for the logits output (fp16 exports may keep fp16 outputs).
@@ -47,6 +53,24 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Windows:
+    """How a long text is read: windows of ``max_seq_len`` tokens sharing ``overlap`` tokens, at most
+    ``max_windows`` of them."""
+
+    overlap: int
+    max_windows: int
+
+
+@dataclass(frozen=True)
+class Wide:
+    """The wide part's input: code points of the first ``max_chars`` characters, padded to >= ``ngram_max``."""
+
+    ngram_max: int
+    buckets: int
+    max_chars: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated export directory. Paths are absolute; ``models`` maps precision → model file."""
 
@@ -58,12 +82,19 @@ class Manifest:
     activation: str
     max_seq_len: int
     pad_id: int
-    input: TensorSpec
+    inputs: tuple[TensorSpec, ...]
     output: TensorSpec
     tokenizer_file: Path
     models: dict[str, Path]
     files: dict[str, str]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    windows: Windows | None = None
+    wide: Wide | None = None
+
+    @property
+    def input(self) -> TensorSpec:
+        """The token-id input (``input_ids``)."""
+        return self.inputs[0]
 
     @property
     def num_labels(self) -> int:
@@ -108,15 +139,32 @@ def _safe_path(root: Path, name: Any, where: str) -> Path:
     return root / pure
 
 
-def _tensor_spec(doc: Mapping[str, Any], key: str, where: str) -> TensorSpec:
+def _tensor_specs(doc: Mapping[str, Any], key: str, where: str, count: int) -> tuple[TensorSpec, ...]:
     specs = _require(doc, key, list, where)
-    if len(specs) != 1 or not isinstance(specs[0], dict):
-        raise ManifestError(f"{where}: {key!r} must list exactly one tensor, got {specs!r}")
-    spec = specs[0]
-    name = _require(spec, "name", str, f"{where} {key}[0]")
-    dtype = _require(spec, "dtype", str, f"{where} {key}[0]")
-    shape = _require(spec, "shape", list, f"{where} {key}[0]")
-    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape))
+    if len(specs) != count or not all(isinstance(s, dict) for s in specs):
+        raise ManifestError(f"{where}: {key!r} must list exactly {count} tensor(s), got {specs!r}")
+    out = []
+    for i, spec in enumerate(specs):
+        name = _require(spec, "name", str, f"{where} {key}[{i}]")
+        dtype = _require(spec, "dtype", str, f"{where} {key}[{i}]")
+        shape = _require(spec, "shape", list, f"{where} {key}[{i}]")
+        out.append(TensorSpec(name=name, dtype=dtype, shape=tuple(shape)))
+    return tuple(out)
+
+
+def _int_fields(doc: Mapping[str, Any], key: str, fields: tuple[str, ...], where: str,
+                minimum: dict[str, int]) -> dict[str, int] | None:
+    """``doc[key]``: null, or an object of exactly ``fields``, each an int >= its minimum (default 1)."""
+    entry = doc.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or sorted(entry) != sorted(fields):
+        raise ManifestError(f"{where}: {key!r} must be null or an object with exactly {list(fields)}, got {entry!r}")
+    for name in fields:
+        value = _require(entry, name, int, f"{where} {key}")
+        if value < minimum.get(name, 1):
+            raise ManifestError(f"{where}: {key}.{name} must be >= {minimum.get(name, 1)}, got {value}")
+    return dict(entry)
 
 
 def _read_json(path: Path) -> Any:
@@ -177,11 +225,29 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
     if pad_id < 0:
         raise ManifestError(f"{where}: pad_id must be >= 0, got {pad_id}")
 
-    input_spec = _tensor_spec(doc, "inputs", where)
-    output_spec = _tensor_spec(doc, "outputs", where)
-    if input_spec.dtype != "int64" or len(input_spec.shape) != 2:
-        raise ManifestError(f"{where}: input {input_spec.name!r} must be int64 [batch, sequence], "
+    windows = wide = None
+    if version >= 2:
+        for key in ("windows", "wide"):
+            if key not in doc:
+                raise ManifestError(f"{where}: missing key {key!r} (format_version {version})")
+        raw_windows = _int_fields(doc, "windows", ("overlap", "max_windows"), where, {"overlap": 0})
+        raw_wide = _int_fields(doc, "wide", ("ngram_max", "buckets", "max_chars"), where, {})
+        windows = Windows(**raw_windows) if raw_windows else None
+        wide = Wide(**raw_wide) if raw_wide else None
+        if windows is not None and windows.overlap > max_seq_len - 3:
+            raise ManifestError(f"{where}: windows.overlap {windows.overlap} must be at most max_seq_len - 3 "
+                                f"= {max_seq_len - 3} (each window must advance)")
+    input_specs = _tensor_specs(doc, "inputs", where, 2 if wide else 1)
+    input_spec = input_specs[0]
+    (output_spec,) = _tensor_specs(doc, "outputs", where, 1)
+    rank = 3 if windows else 2
+    if input_spec.dtype != "int64" or len(input_spec.shape) != rank:
+        layout = "[batch, windows, sequence]" if windows else "[batch, sequence]"
+        raise ManifestError(f"{where}: input {input_spec.name!r} must be int64 {layout}, "
                             f"got {input_spec.dtype} {list(input_spec.shape)}")
+    if wide and (input_specs[1].dtype != "int64" or len(input_specs[1].shape) != 2):
+        raise ManifestError(f"{where}: input {input_specs[1].name!r} must be int64 [batch, chars], "
+                            f"got {input_specs[1].dtype} {list(input_specs[1].shape)}")
     if len(output_spec.shape) != 2 or output_spec.shape[1] != len(labels):
         raise ManifestError(f"{where}: output {output_spec.name!r} must be [batch, {len(labels)}] "
                             f"(one column per label), got {list(output_spec.shape)}")
@@ -230,9 +296,9 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
 
     return Manifest(root=root, format_version=version, task=task, labels=tuple(labels),
                     thresholds=thresholds, activation=activation, max_seq_len=max_seq_len,
-                    pad_id=pad_id, input=input_spec, output=output_spec,
+                    pad_id=pad_id, inputs=input_specs, output=output_spec,
                     tokenizer_file=_safe_path(root, tokenizer_name, where), models=models,
-                    files=dict(files), raw=doc)
+                    files=dict(files), raw=doc, windows=windows, wide=wide)
 
 
 def _thresholds(doc: Mapping[str, Any], task: str, labels: Sequence[str],
@@ -276,14 +342,15 @@ def check_session(manifest: Manifest, session: Any, model_path: Path) -> None:
     """
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
-    if names != [manifest.input.name]:
-        raise ManifestError(f"{model_path}: the model takes inputs {names}, the manifest declares "
-                            f"[{manifest.input.name!r}]")
-    if inputs[0].type != "tensor(int64)":
-        raise ManifestError(f"{model_path}: input {names[0]!r} is {inputs[0].type}, expected tensor(int64)")
-    if len(inputs[0].shape) != 2:
-        raise ManifestError(f"{model_path}: input {names[0]!r} has shape {inputs[0].shape}, "
-                            "expected [batch, sequence]")
+    declared = [spec.name for spec in manifest.inputs]
+    if names != declared:
+        raise ManifestError(f"{model_path}: the model takes inputs {names}, the manifest declares {declared}")
+    for actual, spec in zip(inputs, manifest.inputs):
+        if actual.type != "tensor(int64)":
+            raise ManifestError(f"{model_path}: input {actual.name!r} is {actual.type}, expected tensor(int64)")
+        if len(actual.shape) != len(spec.shape):
+            raise ManifestError(f"{model_path}: input {actual.name!r} has shape {actual.shape}, "
+                                f"the manifest declares {list(spec.shape)}")
     outputs = {o.name: o for o in session.get_outputs()}
     out = outputs.get(manifest.output.name)
     if out is None:

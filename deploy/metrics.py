@@ -92,7 +92,8 @@ class Metrics:
             lines += [f'{p}_requests_total{{status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
             for name, value, text in (
                     ("texts_total", self.texts, "Texts run through the model."),
-                    ("truncated_texts_total", self.truncated, "Texts cut to max_seq_len tokens."),
+                    ("truncated_texts_total", self.truncated,
+                     "Texts not read whole (cut at max_seq_len tokens, or past max_windows windows or max_chars)."),
                     ("queue_full_total", self.rejected_queue_full, "Requests refused with 503 (queue full)."),
                     ("model_errors_total", self.model_errors, "Model calls that raised.")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} counter", f"{p}_{name} {value}"]

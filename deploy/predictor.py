@@ -10,7 +10,7 @@ import numpy as np
 
 from deploy.manifest import ManifestError, check_session, load_manifest
 from deploy.providers import create_session, pick_model
-from deploy.tokenizer import TextTokenizer
+from deploy.tokenizer import TextTokenizer, char_codes
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,15 @@ class Predictor:
         self.precision = precision
         self.top_k = top_k
         self.model_path = pick_model(self.manifest, device, precision)
+        windows = self.manifest.windows
         self.tokenizer = TextTokenizer(self.manifest.tokenizer_file, self.manifest.max_seq_len,
-                                       self.manifest.pad_id)
+                                       self.manifest.pad_id, overlap=windows.overlap if windows else None,
+                                       max_windows=windows.max_windows if windows else 1)
         self.session = create_session(self.model_path, device, precision, threads, trt=trt,
                                       gpu_id=gpu_id, max_batch_size=max_batch_size,
-                                      max_seq_len=self.manifest.max_seq_len, trt_cache_dir=trt_cache_dir)
+                                      max_seq_len=self.manifest.max_seq_len, trt_cache_dir=trt_cache_dir,
+                                      manifest=self.manifest)
         check_session(self.manifest, self.session, self.model_path)
-        self._input = self.manifest.input.name
         self._output = self.manifest.output.name
         self.labels = list(self.manifest.labels)
         self._thresholds = (np.asarray(self.manifest.thresholds, dtype=np.float32)
@@ -74,12 +76,25 @@ class Predictor:
         """Raw float32 logits ``[len(texts), num_labels]``."""
         return self._run(texts)[0]
 
-    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    def inputs(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
+        """The model's inputs for ``texts`` (token ids, and code points for a wide part) and, per text, whether
+        part of it was not read."""
         encoded = self.tokenizer.encode(texts)
+        feed = {self.manifest.inputs[0].name: encoded.input_ids}
+        cut = list(encoded.truncated)
+        wide = self.manifest.wide
+        if wide is not None:
+            codes, past = char_codes(texts, wide.max_chars, wide.ngram_max)
+            feed[self.manifest.inputs[1].name] = codes
+            cut = [a or b for a, b in zip(cut, past)]
+        return feed, cut
+
+    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         if not len(texts):
             return np.zeros((0, len(self.labels)), dtype=np.float32), []
-        (out,) = self.session.run([self._output], {self._input: encoded.input_ids})
-        return np.asarray(out, dtype=np.float32), encoded.truncated
+        feed, cut = self.inputs(texts)
+        (out,) = self.session.run([self._output], feed)
+        return np.asarray(out, dtype=np.float32), cut
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """Softmax (multi-class) or sigmoid (multi-label) of ``logits``, in float64."""

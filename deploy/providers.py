@@ -65,8 +65,25 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
+def trt_profile(max_batch_size: int, max_seq_len: int, manifest: Manifest | None = None) -> dict[str, str]:
+    """TensorRT's min / opt / max shapes of every input, spanning every batch the server can send: token ids
+    ``batch x sequence`` (or ``batch x windows x sequence``) and, with a wide part, ``batch x chars``."""
+    windows = manifest.windows if manifest is not None else None
+    wide = manifest.wide if manifest is not None else None
+    ids = manifest.inputs[0].name if manifest is not None else "input_ids"
+    low = [f"{ids}:1x1x1" if windows else f"{ids}:1x1"]
+    high = [f"{ids}:{max_batch_size}x{windows.max_windows}x{max_seq_len}" if windows
+            else f"{ids}:{max_batch_size}x{max_seq_len}"]
+    if wide is not None:
+        chars = manifest.inputs[1].name
+        low.append(f"{chars}:1x{wide.ngram_max}")
+        high.append(f"{chars}:{max_batch_size}x{max(wide.max_chars, wide.ngram_max)}")
+    return {"trt_profile_min_shapes": ",".join(low), "trt_profile_opt_shapes": ",".join(high),
+            "trt_profile_max_shapes": ",".join(high)}
+
+
 def gpu_providers(precision: str, trt: bool, gpu_id: int, max_batch_size: int, max_seq_len: int,
-                  trt_cache_dir: str | None) -> list[tuple[str, dict[str, Any]]]:
+                  trt_cache_dir: str | None, manifest: Manifest | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The provider list for ``--device gpu``: TensorRT (optional) then CUDA, both on ``gpu_id``."""
     providers: list[tuple[str, dict[str, Any]]] = []
     if trt:
@@ -74,9 +91,7 @@ def gpu_providers(precision: str, trt: bool, gpu_id: int, max_batch_size: int, m
             "device_id": gpu_id,
             "trt_fp16_enable": precision == "fp16",
             # One optimisation profile spanning every batch the server can send.
-            "trt_profile_min_shapes": "input_ids:1x1",
-            "trt_profile_opt_shapes": f"input_ids:{max_batch_size}x{max_seq_len}",
-            "trt_profile_max_shapes": f"input_ids:{max_batch_size}x{max_seq_len}",
+            **trt_profile(max_batch_size, max_seq_len, manifest),
         }
         if trt_cache_dir:
             os.makedirs(trt_cache_dir, exist_ok=True)
@@ -89,7 +104,7 @@ def gpu_providers(precision: str, trt: bool, gpu_id: int, max_batch_size: int, m
 def create_session(model_path: Path, device: str = "cpu", precision: str = "fp32",
                    threads: int | None = None, trt: bool = False, gpu_id: int = 0,
                    max_batch_size: int = 32, max_seq_len: int = 512,
-                   trt_cache_dir: str | None = None) -> ort.InferenceSession:
+                   trt_cache_dir: str | None = None, manifest: Manifest | None = None) -> ort.InferenceSession:
     """Build an ``InferenceSession`` for ``model_path`` on ``device``; never falls back silently."""
     options = _session_options(threads)
     if device == "cpu":
@@ -112,7 +127,7 @@ def create_session(model_path: Path, device: str = "cpu", precision: str = "fp32
                     ort.preload_dlls()
             except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the GPU machine
                 logger.debug("onnxruntime.preload_dlls failed: %s", exc)
-        providers = gpu_providers(precision, trt, gpu_id, max_batch_size, max_seq_len, trt_cache_dir)
+        providers = gpu_providers(precision, trt, gpu_id, max_batch_size, max_seq_len, trt_cache_dir, manifest)
     else:
         raise ProviderError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
 

@@ -46,11 +46,25 @@ class DataConfig:
     max_seq_len: int = 128
     batch_size: int = 32
     eval_batch_size: int = 64
-    on_long_text: Literal["truncate", "error"] = "truncate"
+    # a text over max_seq_len tokens: cut to fit (truncate), refused (error), or read whole as overlapping
+    # windows of max_seq_len tokens whose pooled features the model pools per text (windows)
+    on_long_text: Literal["truncate", "windows", "error"] = "truncate"
+    window_overlap: int = 32  # windows: tokens each window shares with the one before (tokenizers' "stride")
+    max_windows: int = 16  # windows: a text is read up to this many windows; longer texts are cut (and counted)
     text_prefix: str = ""  # put before every text by the tokenizer (e5 models want "query: ")
     # image: the *_path keys are .npz files (python tools/prepare_data.py fashion_mnist fashion_mosaic)
     modality: Literal["text", "image"] = "text"
     image_size: int = 32  # images are resized to image_size × image_size (>= 8)
+
+    def __post_init__(self) -> None:
+        if self.max_windows < 1:
+            raise ConfigError(f"Data.max_windows must be >= 1, got {self.max_windows}")
+        if self.window_overlap < 0:
+            raise ConfigError(f"Data.window_overlap must be >= 0, got {self.window_overlap}")
+        # a window holds max_seq_len - 2 text tokens (the rest are [CLS]/[SEP]); consecutive windows must advance
+        if self.on_long_text == "windows" and self.window_overlap > self.max_seq_len - 3:
+            raise ConfigError(f"Data.window_overlap={self.window_overlap} leaves windows that do not advance: it "
+                              f"must be at most Data.max_seq_len - 3 = {self.max_seq_len - 3}")
 
 
 @dataclass
@@ -73,14 +87,48 @@ class ModelConfig:
     # prior: the head's bias starts at the training labels' log-odds (multi-label) or log-frequencies
     # (multi-class), so the first steps learn to tell texts apart instead of pushing every score down
     head_bias_init: Literal["zeros", "prior"] = "prior"
+    # tag_names: each tag's head row starts as the encoder's embedding of the tag's name (a zero-shot prior)
+    head_init: Literal["random", "tag_names"] = "random"
+    window_pooling: Literal["max", "mean", "attention"] = "max"  # how a text's window features become one
+    # the encoder is not trained: each window is embedded once (cached on disk, keyed by model + data) and only
+    # the window pooling, the wide part and the head learn — minutes on CPU instead of hours
+    freeze_encoder: bool = False
+    feature_cache: Optional[str] = None  # where frozen window features are cached; null = ~/.cache/paddle_tag/features
+    # wide & deep: hashed character n-grams (1..wide_ngram_max characters) → one logit per tag, added to the
+    # encoder head's logits and trained with it (the hashing runs inside the model, so the export computes it too)
+    wide: bool = False
+    wide_ngram_max: int = 3
+    wide_buckets: int = 262144  # hash buckets (rows of the n-gram table); each row holds one weight per tag
+    wide_max_chars: int = 4096  # the wide part reads at most this many characters of a text
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.wide_ngram_max <= 5:
+            raise ConfigError(f"Model.wide_ngram_max must be 1..5 (n-grams of 1..n characters), "
+                              f"got {self.wide_ngram_max}")
+        if self.wide_buckets < 2:
+            raise ConfigError(f"Model.wide_buckets must be >= 2, got {self.wide_buckets}")
+        if self.wide_max_chars < 1:
+            raise ConfigError(f"Model.wide_max_chars must be >= 1, got {self.wide_max_chars}")
 
 
 @dataclass
 class LossConfig:
     """Training objective; ``auto`` picks cross-entropy or BCE from ``Data.task``."""
 
-    name: Literal["auto", "ce", "bce"] = "auto"
+    # asl: asymmetric loss (Ridnik et al. 2021), focal: focal loss (Lin et al. 2017); both multi-label (sigmoid)
+    name: Literal["auto", "ce", "bce", "asl", "focal"] = "auto"
     label_smoothing: float = 0.0  # cross-entropy only
+    gamma_neg: float = 4.0  # asl: focusing exponent of the negatives (down-weights easy negatives)
+    gamma_pos: float = 0.0  # asl: focusing exponent of the positives
+    clip: float = 0.05  # asl: probability margin shifted off the negatives (very easy negatives count zero)
+    gamma: float = 2.0  # focal: focusing exponent of positives and negatives alike
+
+    def __post_init__(self) -> None:
+        for key in ("gamma_neg", "gamma_pos", "gamma"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"Loss.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.clip < 1:
+            raise ConfigError(f"Loss.clip must be in [0, 1), got {self.clip}")
 
 
 @dataclass

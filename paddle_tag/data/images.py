@@ -142,7 +142,8 @@ def image_batch(images: Sequence[np.ndarray], transform: ImageTransform, rng: np
 
 
 class ImageDataset:
-    """An :class:`ImageSet` as the Trainer's dataset: ``batch(indices).input_ids`` are float32 images ``(B, 3, S, S)``.
+    """An :class:`ImageSet` as the Trainer's dataset: ``batch(indices).inputs["images"]`` are float32 images
+    ``(B, 3, S, S)``.
 
     With ``augment`` the images are flipped at random (:func:`flip_transform`); the flips are drawn from an
     RNG seeded by ``(seed, indices)``, so a batch is the same in a resumed run (the Trainer's batch order
@@ -162,4 +163,4 @@ class ImageDataset:
         rng = np.random.default_rng([self.seed, len(indices), *indices.tolist()])
         images = image_batch(self.images[indices], self.transform, rng)
         targets = self.targets[indices] if self.targets is not None else None
-        return Batch(images, targets, indices)
+        return Batch({"images": images}, targets, indices)

@@ -39,6 +39,7 @@ class TextTokenizer:
         padding = tok.padding
         tok.no_padding()
         self._tok = tok
+        self._truncating: dict[tuple[int, int], object] = {}
         pad_id = padding["pad_id"] if padding else None
         if pad_id is None:
             pad_id = next((tok.token_to_id(t) for t in PAD_TOKENS if tok.token_to_id(t) is not None), None)
@@ -85,6 +86,20 @@ class TextTokenizer:
         """Ids of each text with its special tokens, not truncated."""
         return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=True)]
 
+    def truncating(self, max_seq_len: int, overlap: int = 0):
+        """A copy of the ``tokenizers.Tokenizer`` that cuts texts to ``max_seq_len`` tokens and returns the rest
+        as overflowing windows sharing ``overlap`` tokens with the previous one (cached per setting)."""
+        from tokenizers import Tokenizer
+
+        key = (max_seq_len, overlap)
+        if key not in self._truncating:
+            tok = Tokenizer.from_str(self._tok.to_str())
+            tok.no_padding()
+            tok.enable_truncation(max_length=max_seq_len, stride=overlap, strategy="longest_first",
+                                  direction="right")
+            self._truncating[key] = tok
+        return self._truncating[key]
+
     def tokens(self, text: str) -> list[str]:
         return self._tok.encode(text).tokens
 
@@ -94,21 +109,23 @@ class TextTokenizer:
     def id_to_token(self, index: int) -> Optional[str]:
         return self._tok.id_to_token(index)
 
-    def to_json(self, max_seq_len: Optional[int] = None) -> str:
-        """The ``tokenizer.json`` text, recording the pad token and, if given, the truncation length."""
+    def to_json(self, max_seq_len: Optional[int] = None, overlap: int = 0) -> str:
+        """The ``tokenizer.json`` text, recording the pad token and, if given, the truncation length (and the
+        overlap of the windows it cuts)."""
         from tokenizers import Tokenizer
 
         tok = Tokenizer.from_str(self._tok.to_str())
         tok.enable_padding(pad_id=self.pad_token_id, pad_token=self.id_to_token(self.pad_token_id))
         if max_seq_len is not None:
-            tok.enable_truncation(max_length=max_seq_len, strategy="longest_first", direction="right")
+            tok.enable_truncation(max_length=max_seq_len, stride=overlap, strategy="longest_first",
+                                  direction="right")
         return tok.to_str(pretty=False)
 
-    def save(self, directory: str | os.PathLike, max_seq_len: Optional[int] = None) -> Path:
+    def save(self, directory: str | os.PathLike, max_seq_len: Optional[int] = None, overlap: int = 0) -> Path:
         """Write ``tokenizer.json`` into ``directory`` (atomically); return its path."""
         path = Path(directory) / TOKENIZER_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, self.to_json(max_seq_len))
+        atomic_write_text(path, self.to_json(max_seq_len, overlap))
         return path
 
 
@@ -158,10 +175,15 @@ def load_tokenizer(pretrained: Optional[str], vocab_file: Optional[str], text_pr
 
 @dataclass
 class Encoded:
-    """Token ids of many texts, unpadded (one list each), and how many were cut to fit."""
+    """Token ids of many texts, unpadded (one list each), and which of them were cut to fit."""
 
     input_ids: list[list[int]]
-    truncated: int
+    cut: list[bool]
+
+    @property
+    def truncated(self) -> int:
+        """How many texts were cut."""
+        return sum(self.cut)
 
 
 def encode_texts(tokenizer: TextTokenizer, texts: Sequence[str], max_seq_len: int,
@@ -169,17 +191,17 @@ def encode_texts(tokenizer: TextTokenizer, texts: Sequence[str], max_seq_len: in
     """Tokenize with the closing special tokens, truncating to ``max_seq_len`` tokens (or refusing, if asked)."""
     if max_seq_len < 3:
         raise ConfigError(f"Data.max_seq_len must be at least 3, got {max_seq_len}")
-    ids, truncated = [], 0
+    ids, cut = [], []
     for i, row in enumerate(tokenizer.encode(texts)):
-        if len(row) > max_seq_len:
+        cut.append(len(row) > max_seq_len)
+        if cut[-1]:
             if on_long_text == "error":
                 loc = where[i] if i < len(where) else f"text {i}"
                 raise DataError(f"{loc}: text is {len(row)} tokens, over Data.max_seq_len={max_seq_len} "
-                                "(set Data.on_long_text=truncate to cut it)")
+                                "(set Data.on_long_text=truncate to cut it, or windows to read it whole)")
             row = row[: max_seq_len - 1] + [row[-1]]  # keep the closing [SEP] / </s>
-            truncated += 1
         ids.append(row)
-    return Encoded(ids, truncated)
+    return Encoded(ids, cut)
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> np.ndarray:

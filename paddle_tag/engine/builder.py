@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Sequence
 
 import paddle
+from tqdm.auto import tqdm
 
 from paddle_tag.config import Config
 from paddle_tag.config.schema import ModelConfig
 from paddle_tag.data.dataset import TaggingDataset
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
+from paddle_tag.data.text_inputs import TextInputSpec
 from paddle_tag.data.tokenizer import load_tokenizer
+from paddle_tag.engine.feature_cache import feature_cache_dir, window_features
+from paddle_tag.engine.head_init import init_head_from_tag_names
 from paddle_tag.engine.pretrainer import KnnMonitor, Pretrainer
 from paddle_tag.engine.runtime import Runtime, setup_runtime
 from paddle_tag.engine.trainer import Trainer
@@ -35,8 +39,25 @@ def load_dataset(path: str, config: Config, tokenizer, labels: LabelSet, split: 
         return load_image_dataset(path, config, labels, split)
     examples = read_examples(path, config.Data.format)
     labels.check_known(examples, split)
-    return TaggingDataset.from_examples(examples, tokenizer, labels, config.Data.task, config.Data.max_seq_len,
-                                        config.Data.on_long_text)
+    dataset = TaggingDataset.from_examples(examples, tokenizer, labels, config.Data.task,
+                                           TextInputSpec.from_config(config.Data, config.Model))
+    report_cut(dataset, split, config)
+    return dataset
+
+
+def report_cut(dataset: TaggingDataset, split: str, config: Config) -> None:
+    """Say how many texts of a split the model cannot read whole (none is cut silently)."""
+    cut = int(dataset.cut.sum())
+    if not cut:
+        return
+    data, model = config.Data, config.Model
+    if data.on_long_text == "windows":
+        limit = f"Data.max_windows={data.max_windows} windows of Data.max_seq_len={data.max_seq_len} tokens"
+    else:
+        limit = f"Data.max_seq_len={data.max_seq_len} tokens (Data.on_long_text=windows reads them whole)"
+    if model.wide:
+        limit += f", or Model.wide_max_chars={model.wide_max_chars} characters"
+    tqdm.write(f"[data] {split}: {cut} of {len(dataset)} texts are longer than {limit}; their ends are not read")
 
 
 def pretrained_model_config(config: Config, train_texts: Sequence[str], runtime: Runtime | None = None) -> ModelConfig:
@@ -103,8 +124,9 @@ def build_trainer(config: Config) -> Trainer:
     labels = LabelSet.from_examples(train_examples)
     if len(labels) < 2:
         raise ConfigError(f"{data.train_path}: training needs at least 2 distinct labels, found {labels.names}")
-    train_set = TaggingDataset.from_examples(train_examples, tokenizer, labels, data.task, data.max_seq_len,
-                                             data.on_long_text)
+    train_set = TaggingDataset.from_examples(train_examples, tokenizer, labels, data.task,
+                                             TextInputSpec.from_config(data, config.Model))
+    report_cut(train_set, "train", config)
     eval_set = load_dataset(data.eval_path, config, tokenizer, labels, "eval")
     test_set = load_dataset(data.test_path, config, tokenizer, labels, "test") if data.test_path else None
     if data.max_seq_len > config.Model.max_position and not config.Model.pretrained:
@@ -114,8 +136,15 @@ def build_trainer(config: Config) -> Trainer:
     if data.max_seq_len > positions:
         raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds the {positions} positions of the encoder "
                           f"{model_cfg.pretrained}")
-    if model_cfg.head_bias_init == "prior":
-        model.init_head_bias(train_set.targets, data.task)
+    if model_cfg.freeze_encoder:  # embed every window once (or read the cache); only the layers above learn
+        cache = feature_cache_dir(model_cfg.feature_cache)
+        for split, dataset in (("train", train_set), ("eval", eval_set), ("test", test_set)):
+            if dataset is not None:
+                dataset.features = window_features(model, dataset, cache, data.eval_batch_size,
+                                                   config.Global.progress and runtime.is_main, desc=f"embed {split}")
+    prior = model.init_head_bias(train_set.targets, data.task) if model_cfg.head_bias_init == "prior" else None
+    if model_cfg.head_init == "tag_names":
+        init_head_from_tag_names(model, tokenizer, labels, train_set, prior)
     loss_fn = build_loss(config.Loss, data.task)
     return Trainer(config, runtime, model, loss_fn, tokenizer, labels, train_set, eval_set, test_set)
 

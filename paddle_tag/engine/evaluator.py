@@ -13,6 +13,11 @@ from paddle_tag.data.labels import LabelSet
 from paddle_tag.metrics import compute_metrics, tune_thresholds
 
 
+def to_tensors(inputs: dict[str, np.ndarray]) -> dict[str, paddle.Tensor]:
+    """A batch's numpy inputs as Paddle tensors, keyed as the model's keyword arguments."""
+    return {name: paddle.to_tensor(value) for name, value in inputs.items()}
+
+
 @paddle.no_grad()
 def predict_scores(model: paddle.nn.Layer, dataset: TaggingDataset, task: str, batch_size: int = 64,
                    progress: bool = False, desc: str = "predict") -> np.ndarray:
@@ -23,7 +28,7 @@ def predict_scores(model: paddle.nn.Layer, dataset: TaggingDataset, task: str, b
     batches = epoch_order(len(dataset), batch_size, seed=0, epoch=0, shuffle=False)
     for batch in tqdm(iterate(dataset, batches), total=len(batches), desc=desc, disable=not progress,
                       leave=False, dynamic_ncols=True):
-        logits = model(paddle.to_tensor(batch.input_ids)).astype("float32")
+        logits = model(**to_tensors(batch.inputs)).astype("float32")
         probs = F.softmax(logits, axis=-1) if task == "multi_class" else F.sigmoid(logits)
         out.append(probs.numpy())
     if was_training:

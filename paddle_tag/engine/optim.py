@@ -5,15 +5,16 @@ import paddle
 
 from paddle_tag.config.schema import OptimizerConfig
 from paddle_tag.errors import ConfigError
-from paddle_tag.models.tagger import HEAD_PREFIX
+from paddle_tag.models.tagger import HEAD_PREFIXES
 from paddle_tag.utils.quiet import quiet_paddlenlp
 
 NO_DECAY = ("bias", "norm")
 
 
 def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: int):
-    """Return ``(optimizer, scheduler)``; biases and LayerNorm weights get no weight decay, and the
-    classifier head learns at ``lr * head_lr_scale``."""
+    """Return ``(optimizer, scheduler)``; biases and LayerNorm weights get no weight decay, and the layers a
+    tagger adds on top of its encoder (head, wide part, window pooling) learn at ``lr * head_lr_scale``.
+    Frozen parameters (``stop_gradient``, e.g. ``Model.freeze_encoder``) are left out."""
     quiet_paddlenlp()
     from paddlenlp.transformers import LinearDecayWithWarmup
 
@@ -25,11 +26,12 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
         raise ConfigError(f"Optimizer.head_lr_scale must be positive, got {cfg.head_lr_scale}")
     scheduler = LinearDecayWithWarmup(cfg.lr, max(total_steps, 1), cfg.warmup_ratio)
     decay = {p.name for n, p in model.named_parameters() if not any(key in n for key in NO_DECAY)}
-    named = list(model.named_parameters())
-    head = [p for n, p in named if n.startswith(HEAD_PREFIX)]
-    body = [p for n, p in named if not n.startswith(HEAD_PREFIX)]
+    named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
+    head = [p for n, p in named if n.startswith(HEAD_PREFIXES)]
+    body = [p for n, p in named if not n.startswith(HEAD_PREFIXES)]
     # a group's "learning_rate" multiplies the scheduled lr
-    groups = [{"params": body}] + ([{"params": head, "learning_rate": cfg.head_lr_scale}] if head else [])
+    groups = ([{"params": body}] if body else []) + (
+        [{"params": head, "learning_rate": cfg.head_lr_scale}] if head else [])
     optimizers = {"adamw": paddle.optimizer.AdamW}
     optimizer = optimizers[cfg.name](
         learning_rate=scheduler, parameters=groups, weight_decay=cfg.weight_decay,

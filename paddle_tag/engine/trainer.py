@@ -23,7 +23,7 @@ from paddle_tag.engine.checkpoint import (
     resume_checkpoint,
     save_checkpoint,
 )
-from paddle_tag.engine.evaluator import evaluate
+from paddle_tag.engine.evaluator import evaluate, to_tensors
 from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
 from paddle_tag.engine.optim import build_optimizer
 from paddle_tag.engine.plots import plot_curves
@@ -92,10 +92,9 @@ class Trainer:
 
     def _train_step(self, batch, step: int) -> float:
         paddle.seed(self.config.Global.seed * 1_000_003 + step)  # the step is the RNG state
-        input_ids = paddle.to_tensor(batch.input_ids)
         targets = paddle.to_tensor(batch.targets)
         with self.runtime.autocast():
-            logits = self.parallel_model(input_ids)
+            logits = self.parallel_model(**to_tensors(batch.inputs))
         loss = self.loss_fn(logits.astype("float32"), targets)
         return optimizer_step(loss, self.optimizer, self.scheduler, self.scaler, step)
 

@@ -6,6 +6,7 @@ the previous one untouched.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -17,9 +18,10 @@ import paddle_tag
 from paddle_tag.config import Config
 from paddle_tag.config.schema import ExportConfig
 from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
+from paddle_tag.data.text_inputs import TextInputSpec
 from paddle_tag.data.tokenizer import TOKENIZER_FILE
 from paddle_tag.errors import ConfigError, ExportError
-from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, io_spec, write_manifest
+from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, format_version, io_spec, write_manifest
 from paddle_tag.export.onnx_convert import finalize_fp32, paddle_to_onnx, session
 from paddle_tag.export.parity import compare, load_parity_data, onnx_logits, paddle_logits, require_fp32
 from paddle_tag.export.static import save_static
@@ -55,7 +57,8 @@ def export_checkpoint(config: Config) -> Path:
 
 
 def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
-    """Validate ``Export.*`` against the checkpoint; return ``variants`` and ``max_seq_len``."""
+    """Validate ``Export.*`` against the checkpoint; return ``variants`` and the :class:`TextInputSpec` of the
+    export (the checkpoint's, with ``Export.max_seq_len`` when set)."""
     if ckpt.tokenizer is None:
         raise ConfigError(f"{ckpt.directory} is an image tagger: ONNX export handles text taggers only")
     exp = config.Export
@@ -78,7 +81,13 @@ def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
                           "is not a file (set -o Data.eval_path=<file>)")
     if ckpt.tokenizer.pad_token_id != ckpt.model.pad_id:
         raise ExportError(f"tokenizer pad id {ckpt.tokenizer.pad_token_id} != model pad id {ckpt.model.pad_id}")
-    return {"variants": variants, "max_seq_len": max_seq_len}
+    spec = TextInputSpec.from_config(dataclasses.replace(config.Data, max_seq_len=max_seq_len), config.Model)
+    if spec.long_text == "error":  # deploy/ cannot refuse a request per text; it truncates and says so
+        spec = dataclasses.replace(spec, long_text="truncate")
+    if (ckpt.model.wide is not None) != bool(spec.wide_max_chars):
+        raise ExportError(f"{ckpt.directory}: the model {'has' if ckpt.model.wide is not None else 'has no'} wide "
+                          f"part but the config says Model.wide={config.Model.wide}")
+    return {"variants": variants, "spec": spec}
 
 
 def check_output_dir(out: Path, ckpt_dir: Path) -> None:
@@ -91,35 +100,42 @@ def check_output_dir(out: Path, ckpt_dir: Path) -> None:
                           "refusing to replace it")
 
 
-def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str], max_seq_len: int) -> None:
+def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str], spec: TextInputSpec) -> None:
     """Write every export file into ``tmp`` (the caller swaps it into place)."""
     exp, task, pad_id = config.Export, ckpt.task, ckpt.model.pad_id
-    ckpt.tokenizer.save(tmp, max_seq_len)
+    ckpt.tokenizer.save(tmp, spec.max_seq_len, spec.window_overlap if spec.windowed else 0)
     data = load_parity_data(config.Data.eval_path, config.Data.format, ckpt.labels, task, exp.parity_samples,
-                            tmp / TOKENIZER_FILE, ckpt.tokenizer, max_seq_len)
+                            tmp / TOKENIZER_FILE, ckpt.tokenizer, spec)
     ckpt.labels.save(tmp / "labels.json")
-    model_json, params = save_static(ckpt.model, tmp / STATIC_DIR)
-    fp32 = finalize_fp32(paddle_to_onnx(model_json, params, exp.opset))
-    reference = paddle_logits(ckpt.model, data.input_ids, pad_id)
+    inputs = ("input_ids", "char_ids") if ckpt.model.wide is not None else ("input_ids",)
+    model_json, params = save_static(ckpt.model, tmp / STATIC_DIR, windowed=spec.windowed)
+    fp32 = finalize_fp32(paddle_to_onnx(model_json, params, exp.opset), inputs)
+    reference = paddle_logits(ckpt.model, data)
     parity: dict[str, dict[str, Any]] = {}
     for variant in variants:
         model = fp32 if variant == "fp32" else DERIVED[variant](fp32, exp)
         path = tmp / FILES[variant]
         onnx.save(model, str(path))
-        logits = onnx_logits(session(path), data.input_ids, pad_id)
+        logits = onnx_logits(session(path), data)
         parity[variant] = compare(reference, logits, task, ckpt.thresholds, data.targets,
                                   with_metric=variant != "fp32")
+        parity[variant]["multi_window_samples"] = data.multi_window
         if variant == "fp32":
             require_fp32(parity["fp32"], exp.fp32_atol)
     thresholds = None if ckpt.thresholds is None else {n: float(t) for n, t in zip(ckpt.labels.names, ckpt.thresholds)}
+    windows = {"overlap": spec.window_overlap, "max_windows": spec.max_windows} if spec.windowed else None
+    wide = None if ckpt.model.wide is None else {**ckpt.model.wide.config(), "max_chars": spec.wide_max_chars}
+    version = format_version(windows, wide)
     write_manifest(tmp, {
-        "format_version": 1, "task": task, "labels": list(ckpt.labels.names), "thresholds": thresholds,
-        "activation": TASK_ACTIVATION[task], "max_seq_len": int(max_seq_len), "pad_id": int(pad_id),
-        **io_spec(len(ckpt.labels)), "tokenizer": {"file": TOKENIZER_FILE},
+        "format_version": version, "task": task, "labels": list(ckpt.labels.names), "thresholds": thresholds,
+        "activation": TASK_ACTIVATION[task], "max_seq_len": int(spec.max_seq_len), "pad_id": int(pad_id),
+        **io_spec(len(ckpt.labels), windowed=spec.windowed, wide=wide is not None),
+        "tokenizer": {"file": TOKENIZER_FILE},
         "models": {v: {"file": FILES[v]} for v in variants}, "parity": parity,
         "source": {"checkpoint": str(ckpt.directory.resolve()),
                    "config_sha256": sha256_file(ckpt.directory / "config.yaml")},
         "versions": versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"windows": windows, "wide": wide} if version >= 2 else {}),
     })
 
 

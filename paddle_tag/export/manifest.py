@@ -1,8 +1,8 @@
 """``manifest.json``: the contract between an export directory and the Paddle-free runner in ``deploy/``.
 
-Keys (format_version 1; shared with ``deploy/``, change both sides together)::
+Keys (shared with ``deploy/``, change both sides together)::
 
-    format_version  1
+    format_version  1, or 2 for a model that reads texts as windows or has a wide part
     task            "multi_class" | "multi_label"
     labels          tag names in logit order
     thresholds      {tag: float} (multi_label) | null (multi_class: arg-max)
@@ -10,6 +10,8 @@ Keys (format_version 1; shared with ``deploy/``, change both sides together)::
     max_seq_len     int, tokens including [CLS]/[SEP] (tokenizer.json truncates to it)
     pad_id          int, right-padding id for batches
     inputs          [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}]
+                    (windows: shape ["batch", "windows", "sequence"]; a wide part adds
+                    {"name": "char_ids", "dtype": "int64", "shape": ["batch", "chars"]}: code points, 0-padded)
     outputs         [{"name": "logits", "dtype": "float32", "shape": ["batch", <num_labels>]}]
     tokenizer       {"file": "tokenizer.json"}
     models          {"fp32": {"file": "model.onnx"}, "fp16": {...}, "int8": {...}} (the variants exported)
@@ -19,6 +21,11 @@ Keys (format_version 1; shared with ``deploy/``, change both sides together)::
     source          {"checkpoint": path, "config_sha256": sha256 of the checkpoint's config.yaml}
     versions        {"paddle", "paddle2onnx", "onnx", "onnxruntime", "paddle_tag"}
     created         ISO-8601 UTC time
+    windows         (version 2) {"overlap": int, "max_windows": int} | null: a text over max_seq_len tokens is
+                    read as up to max_windows windows of max_seq_len tokens, each sharing overlap tokens with
+                    the one before (tokenizers' truncation with stride=overlap, the overflowing encodings)
+    wide            (version 2) {"ngram_max": int, "buckets": int, "max_chars": int} | null: the model takes
+                    the code points of the text's first max_chars characters (it hashes the n-grams itself)
 
 This module uses the standard library only.
 """
@@ -31,16 +38,27 @@ from typing import Any, Optional
 from paddle_tag.errors import ManifestError
 from paddle_tag.utils.io import atomic_write_json, read_json, sha256_file
 
-FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 TASK_ACTIVATION = {"multi_class": "softmax", "multi_label": "sigmoid"}
-KEYS = ("format_version", "task", "labels", "thresholds", "activation", "max_seq_len", "pad_id", "inputs",
-        "outputs", "tokenizer", "models", "files", "parity", "source", "versions", "created")
+KEYS_V1 = ("format_version", "task", "labels", "thresholds", "activation", "max_seq_len", "pad_id", "inputs",
+           "outputs", "tokenizer", "models", "files", "parity", "source", "versions", "created")
+#: format_version → its keys; version 2 (windows, wide part) only where needed, so plain exports stay readable
+#: by deploy/ packages that know version 1 alone
+KEYS = {1: KEYS_V1, 2: KEYS_V1 + ("windows", "wide")}
 
 
-def io_spec(num_labels: int) -> dict[str, list[dict[str, Any]]]:
+def format_version(windows: Optional[dict], wide: Optional[dict]) -> int:
+    """1 for a model that reads one window of ids, 2 when it reads windows or has a wide part."""
+    return 2 if windows or wide else 1
+
+
+def io_spec(num_labels: int, windowed: bool = False, wide: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The ``inputs`` / ``outputs`` entries for a tagger with ``num_labels`` tags."""
-    return {"inputs": [{"name": "input_ids", "dtype": "int64", "shape": ["batch", "sequence"]}],
+    inputs = [{"name": "input_ids", "dtype": "int64",
+               "shape": ["batch", "windows", "sequence"] if windowed else ["batch", "sequence"]}]
+    if wide:
+        inputs.append({"name": "char_ids", "dtype": "int64", "shape": ["batch", "chars"]})
+    return {"inputs": inputs,
             "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", int(num_labels)]}]}
 
 
@@ -55,7 +73,7 @@ def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> di
     """Hash the directory's files into ``manifest["files"]``, validate, write ``manifest.json``; return it."""
     directory = Path(directory)
     manifest = {**manifest, "files": file_hashes(directory)}
-    manifest = {key: manifest[key] for key in KEYS}  # contract order; a missing key raises KeyError here
+    manifest = {key: manifest[key] for key in KEYS[manifest["format_version"]]}  # contract order; KeyError if missing
     validate_manifest(directory, manifest)
     atomic_write_json(directory / MANIFEST_FILE, manifest)
     return manifest
@@ -88,11 +106,17 @@ def validate_manifest(directory: str | os.PathLike, manifest: dict[str, Any],
     directory = Path(directory)
     if not isinstance(manifest, dict):
         _fail(directory, "expected a JSON object")
-    missing = [key for key in KEYS if key not in manifest]
+    version = manifest.get("format_version")
+    if version not in KEYS or isinstance(version, bool):
+        _fail(directory, f"format_version {version!r} is not supported (expected one of {sorted(KEYS)})")
+    missing = [key for key in KEYS[version] if key not in manifest]
     if missing:
         _fail(directory, f"missing keys {missing}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        _fail(directory, f"format_version {manifest['format_version']!r} is not supported (expected {FORMAT_VERSION})")
+    windows, wide = manifest.get("windows"), manifest.get("wide")
+    _check_windows(directory, windows, manifest["max_seq_len"])
+    _check_wide(directory, wide)
+    if version != format_version(windows, wide):
+        _fail(directory, f"format_version {version} does not fit windows={windows!r}, wide={wide!r}")
     task = manifest["task"]
     if task not in TASK_ACTIVATION:
         _fail(directory, f"task {task!r} is not one of {list(TASK_ACTIVATION)}")
@@ -108,7 +132,7 @@ def validate_manifest(directory: str | os.PathLike, manifest: dict[str, Any],
             _fail(directory, f"{key} must be a non-negative integer, got {manifest[key]!r}")
     if manifest["max_seq_len"] < 3:
         _fail(directory, f"max_seq_len must be at least 3, got {manifest['max_seq_len']}")
-    expected_io = io_spec(len(labels))
+    expected_io = io_spec(len(labels), windowed=bool(windows), wide=bool(wide))
     for key in ("inputs", "outputs"):
         if manifest[key] != expected_io[key]:
             _fail(directory, f"{key} {manifest[key]!r} differ from {expected_io[key]!r} ({len(labels)} labels)")
@@ -128,6 +152,29 @@ def validate_manifest(directory: str | os.PathLike, manifest: dict[str, Any],
         if listed != labels:
             _fail(directory, f"labels.json {listed} differs from the manifest's labels {labels}")
     return manifest
+
+
+def _positive_ints(directory: Path, entry: Any, keys: tuple[str, ...], what: str) -> None:
+    if not isinstance(entry, dict) or sorted(entry) != sorted(keys):
+        _fail(directory, f"{what} must be null or an object with exactly {list(keys)}, got {entry!r}")
+    for key in keys:
+        value = entry[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "overlap" else 1):
+            _fail(directory, f"{what}.{key} must be a {'non-negative' if key == 'overlap' else 'positive'} "
+                             f"integer, got {value!r}")
+
+
+def _check_windows(directory: Path, windows: Any, max_seq_len: Any) -> None:
+    if windows is None:
+        return
+    _positive_ints(directory, windows, ("overlap", "max_windows"), "windows")
+    if isinstance(max_seq_len, int) and windows["overlap"] > max_seq_len - 3:
+        _fail(directory, f"windows.overlap {windows['overlap']} must be at most max_seq_len - 3 = {max_seq_len - 3}")
+
+
+def _check_wide(directory: Path, wide: Any) -> None:
+    if wide is not None:
+        _positive_ints(directory, wide, ("ngram_max", "buckets", "max_chars"), "wide")
 
 
 def _check_thresholds(directory: Path, task: str, labels: list[str], thresholds: Optional[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Paddle static graph → ONNX (paddle2onnx), then a clean, folded FP32 graph named ``input_ids`` → ``logits``.
+"""Paddle static graph → ONNX (paddle2onnx), then a clean, folded FP32 graph ``input_ids`` (+ ``char_ids``) →
+``logits``.
 
 Two things about paddle2onnx 2.1 shape this module:
 
@@ -24,9 +25,10 @@ import onnx
 
 from paddle_tag.errors import ExportError
 
-INPUT_NAME = "input_ids"
 OUTPUT_NAME = "logits"
-INPUT_DIMS = ("batch", "sequence")
+#: the contract's inputs in order, by rank, with their symbolic dims (what deploy/ and manifest.json say)
+INPUT_DIMS = {"input_ids": {2: ("batch", "sequence"), 3: ("batch", "windows", "sequence")},
+              "char_ids": {2: ("batch", "chars")}}
 OUTPUT_DIMS = ("batch", None)  # None: keep the fixed number of labels
 
 ModelSource = Union[bytes, str, os.PathLike, onnx.ModelProto]
@@ -90,24 +92,27 @@ def load_model(source: ModelSource) -> onnx.ModelProto:
     return onnx.load(str(source))
 
 
-def rename_io(model: onnx.ModelProto, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME) -> None:
-    """Give the single graph input/output the contract names and symbolic dims, in place."""
+def rename_io(model: onnx.ModelProto, input_names: tuple[str, ...] = ("input_ids",),
+              output_name: str = OUTPUT_NAME) -> None:
+    """Give the graph inputs (in order) and its single output the contract names and symbolic dims, in place."""
     graph = model.graph
     inits = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in inits]
-    if len(inputs) != 1 or len(graph.output) != 1:
-        raise ExportError(f"expected one input and one output, the ONNX graph has {[i.name for i in inputs]} → "
-                          f"{[o.name for o in graph.output]}")
-    renames = {inputs[0].name: input_name, graph.output[0].name: output_name}
+    if len(inputs) != len(input_names) or len(graph.output) != 1:
+        raise ExportError(f"expected inputs {list(input_names)} and one output, the ONNX graph has "
+                          f"{[i.name for i in inputs]} → {[o.name for o in graph.output]}")
+    renames = {info.name: name for info, name in zip(inputs, input_names)}
+    renames[graph.output[0].name] = output_name
     for node in graph.node:
         node.input[:] = [renames.get(n, n) for n in node.input]
         node.output[:] = [renames.get(n, n) for n in node.output]
-    for info, dims in ((inputs[0], INPUT_DIMS), (graph.output[0], OUTPUT_DIMS)):
+    for info in (*inputs, graph.output[0]):
         info.name = renames[info.name]
-        shape = info.type.tensor_type.shape
-        if len(shape.dim) != len(dims):
-            raise ExportError(f"{info.name}: expected rank {len(dims)}, the ONNX graph has rank {len(shape.dim)}")
-        for dim, name in zip(shape.dim, dims):
+        rank = len(info.type.tensor_type.shape.dim)
+        dims = OUTPUT_DIMS if info.name == output_name else INPUT_DIMS[info.name].get(rank)
+        if dims is None or len(dims) != rank:
+            raise ExportError(f"{info.name}: unexpected rank {rank} in the ONNX graph")
+        for dim, name in zip(info.type.tensor_type.shape.dim, dims):
             if name is not None:
                 dim.Clear()
                 dim.dim_param = name
@@ -131,14 +136,14 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     return folded
 
 
-def finalize_fp32(onnx_bytes: bytes) -> onnx.ModelProto:
+def finalize_fp32(onnx_bytes: bytes, input_names: tuple[str, ...] = ("input_ids",)) -> onnx.ModelProto:
     """paddle2onnx output → the FP32 model we ship: contract names, folded constants, dead nodes removed,
     the last layer computed for the [CLS] token only when only that token is read
     (:func:`~paddle_tag.export.fusion.prune_to_cls`, standard operators), checked."""
     from paddle_tag.export.fusion import prune_to_cls, remove_dead_nodes
 
     model = load_model(onnx_bytes)
-    rename_io(model)
+    rename_io(model, input_names)
     model = fold_constants(model)
     remove_dead_nodes(model)
     prune_to_cls(model)

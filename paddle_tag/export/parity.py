@@ -1,7 +1,8 @@
 """Parity: the Paddle (dygraph) tagger against ONNX Runtime on real labelled samples.
 
-Ids come from the exported ``tokenizer.json`` (what the deployed runner uses) and must equal training's;
-both models then see the same padded batches. FP32 must match within ``Export.fp32_atol`` with the same
+Token ids (every window of a text read as windows) come from the exported ``tokenizer.json`` as the deployed
+runner loads it and must equal training's; both models then see the same padded batches (with a wide part,
+the same character codes too). FP32 must match within ``Export.fp32_atol`` with the same
 tags (arg-max for multi-class, the checkpoint's thresholds for multi-label); FP16 / INT8 are reported:
 max |logit diff|, whether the tags all agree and the change in the selection metric (macro-F1 multi-class,
 micro-F1 multi-label) on the same samples.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -18,7 +19,8 @@ from tokenizers import Tokenizer
 
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
-from paddle_tag.data.tokenizer import TextTokenizer, encode_texts, pad_batch
+from paddle_tag.data.text_inputs import EncodedTexts, TextInputSpec, encode_for_model, model_inputs
+from paddle_tag.data.tokenizer import TextTokenizer
 from paddle_tag.errors import ConfigError, ParityError
 from paddle_tag.metrics import compute_metrics
 
@@ -27,20 +29,49 @@ METRIC = {"multi_class": "macro_f1", "multi_label": "micro_f1"}
 
 @dataclass
 class ParityData:
-    """The samples parity runs on: texts, their ids (tokenizer.json) and their labels."""
+    """The samples parity runs on: texts, what the model reads of them, and their labels."""
 
     texts: list[str]
-    input_ids: list[list[int]]
+    encoded: EncodedTexts
     targets: np.ndarray  # (N,) class ids or (N, C) multi-hot
+    spec: TextInputSpec
+    pad_id: int
+
+    @property
+    def input_ids(self) -> list[list[list[int]]]:
+        """Each text's token windows (one in ``truncate`` mode)."""
+        return self.encoded.windows
+
+    @property
+    def multi_window(self) -> int:
+        """How many samples span several windows (the cases windowed parity is about)."""
+        return sum(len(w) > 1 for w in self.encoded.windows)
+
+    def batches(self, batch_size: int = 32) -> Iterator[dict[str, np.ndarray]]:
+        """The model's padded inputs, ``batch_size`` samples at a time, in order."""
+        for start in range(0, len(self.texts), batch_size):
+            yield model_inputs(self.encoded, range(start, min(start + batch_size, len(self.texts))), self.spec,
+                               self.pad_id)
+
+
+def exported_windows(tokenizer_json: str | os.PathLike, texts: Sequence[str],
+                     spec: TextInputSpec) -> list[list[list[int]]]:
+    """The token windows ``deploy/`` reads: the exported ``tokenizer.json`` loaded from its file, truncating to
+    ``max_seq_len`` (with the windows' overlap as ``stride``) as ``deploy/tokenizer.py`` sets it."""
+    exported = Tokenizer.from_file(str(tokenizer_json))
+    exported.no_padding()
+    exported.enable_truncation(max_length=spec.max_seq_len, stride=spec.window_overlap if spec.windowed else 0)
+    keep = spec.max_windows if spec.windowed else 1
+    return [[piece.ids for piece in [enc, *enc.overflowing][:keep]] for enc in exported.encode_batch(list(texts))]
 
 
 def load_parity_data(path: Optional[str], fmt: str, labels: LabelSet, task: str, limit: int,
                      tokenizer_json: str | os.PathLike, training_tokenizer: TextTokenizer,
-                     max_seq_len: int) -> ParityData:
-    """The first ``limit`` labelled examples of ``path``, tokenised with the exported ``tokenizer.json``
-    loaded as the deployed runner loads it (its own truncation setting).
+                     spec: TextInputSpec) -> ParityData:
+    """The first ``limit`` labelled examples of ``path``, read as training reads them; the windows the
+    exported ``tokenizer.json`` gives (:func:`exported_windows`) must be the same.
 
-    Raises :class:`ParityError` if any id sequence differs from training's (``encode_texts``).
+    Raises :class:`ParityError` if any text's token ids differ between the two.
     """
     if not path:
         raise ConfigError("export parity needs labelled data: set -o Data.eval_path=<file>")
@@ -49,38 +80,28 @@ def load_parity_data(path: Optional[str], fmt: str, labels: LabelSet, task: str,
     examples = read_examples(path, fmt)[:limit]
     labels.check_known(examples, "parity")
     texts = [ex.text for ex in examples]
-    exported = Tokenizer.from_file(str(tokenizer_json))
-    exported.no_padding()
-    ids = [enc.ids for enc in exported.encode_batch(texts)]
-    reference = encode_texts(training_tokenizer, texts, max_seq_len).input_ids
-    differ = [i for i, (a, b) in enumerate(zip(ids, reference)) if a != b]
+    encoded = encode_for_model(training_tokenizer, texts, spec)
+    exported = exported_windows(tokenizer_json, texts, spec)
+    differ = [i for i, (a, b) in enumerate(zip(exported, encoded.windows)) if a != b]
     if differ:
         first = differ[0]
-        raise ParityError(f"the exported tokenizer.json disagrees with training's tokenizer on {len(differ)}/{len(texts)} texts of {path}; "
-                          f"first {examples[first].where}: {texts[first]!r}: {ids[first]} vs {reference[first]}")
-    return ParityData(texts, ids, labels.encode(examples, task))
-
-
-def batches(input_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32):
-    """Right-padded ``(B, T)`` int64 batches in order."""
-    for start in range(0, len(input_ids), batch_size):
-        yield pad_batch(input_ids[start:start + batch_size], pad_id)
+        raise ParityError(f"the exported tokenizer.json disagrees with training's tokenizer on {len(differ)}/"
+                          f"{len(texts)} texts of {path}; first {examples[first].where}: {texts[first]!r}: "
+                          f"{exported[first]} vs {encoded.windows[first]}")
+    return ParityData(texts, encoded, labels.encode(examples, task), spec, training_tokenizer.pad_token_id)
 
 
 @paddle.no_grad()
-def paddle_logits(model: paddle.nn.Layer, input_ids: Sequence[Sequence[int]], pad_id: int,
-                  batch_size: int = 32) -> np.ndarray:
+def paddle_logits(model: paddle.nn.Layer, data: ParityData, batch_size: int = 32) -> np.ndarray:
     """Dygraph logits ``(N, C)`` float32 (model in eval mode)."""
     model.eval()
-    return np.concatenate([model(paddle.to_tensor(b)).astype("float32").numpy()
-                           for b in batches(input_ids, pad_id, batch_size)])
+    return np.concatenate([model(**{k: paddle.to_tensor(v) for k, v in inputs.items()}).astype("float32").numpy()
+                           for inputs in data.batches(batch_size)])
 
 
-def onnx_logits(sess, input_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
+def onnx_logits(sess, data: ParityData, batch_size: int = 32) -> np.ndarray:
     """ONNX Runtime logits ``(N, C)`` float32 on the same batches."""
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: b})[0].astype("float32")
-                           for b in batches(input_ids, pad_id, batch_size)])
+    return np.concatenate([sess.run(None, inputs)[0].astype("float32") for inputs in data.batches(batch_size)])
 
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:

@@ -13,13 +13,23 @@ import paddle
 from paddle_tag.errors import ExportError
 from paddle_tag.models import Tagger
 
-INPUT_NAME = "input_ids"
 MODEL_FILE = "model.json"
 PARAMS_FILE = "model.pdiparams"
 
 
-def save_static(model: Tagger, directory: str | os.PathLike) -> tuple[Path, Path]:
-    """``paddle.jit.save`` of ``model`` in eval mode with a dynamic ``[batch, sequence]`` int64 input.
+def input_specs(model: Tagger, windowed: bool = False) -> list[paddle.static.InputSpec]:
+    """The exported inputs, every dimension dynamic: ``input_ids`` int64 ``[batch, sequence]`` (or
+    ``[batch, windows, sequence]`` when a text is read as windows), plus ``char_ids`` int64 ``[batch, chars]``
+    for a tagger with a wide part."""
+    specs = [paddle.static.InputSpec(shape=[None, None, None] if windowed else [None, None], dtype="int64",
+                                     name="input_ids")]
+    if model.wide is not None:
+        specs.append(paddle.static.InputSpec(shape=[None, None], dtype="int64", name="char_ids"))
+    return specs
+
+
+def save_static(model: Tagger, directory: str | os.PathLike, windowed: bool = False) -> tuple[Path, Path]:
+    """``paddle.jit.save`` of ``model`` in eval mode with the inputs of :func:`input_specs`.
 
     Returns the paths of ``model.json`` and ``model.pdiparams`` in ``directory`` (created if needed).
     """
@@ -27,9 +37,8 @@ def save_static(model: Tagger, directory: str | os.PathLike) -> tuple[Path, Path
     directory.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    spec = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=INPUT_NAME)]
     try:
-        paddle.jit.save(model, str(directory / "model"), input_spec=spec)
+        paddle.jit.save(model, str(directory / "model"), input_spec=input_specs(model, windowed))
     except Exception as exc:  # paddle raises many types from its program translator
         raise ExportError(f"paddle.jit.save failed: {type(exc).__name__}: {exc}") from exc
     finally:

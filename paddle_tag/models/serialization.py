@@ -16,6 +16,7 @@ from safetensors.numpy import load_file, save_file
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models.encoders import encoder_config_dict, encoder_from_dict
 from paddle_tag.models.tagger import Tagger
+from paddle_tag.models.wide import HashedNgrams
 from paddle_tag.utils.io import atomic_write_json, read_json
 
 WEIGHTS_FILE = "model.safetensors"
@@ -37,7 +38,8 @@ def save_tagger(tagger: Tagger, encoder_name: str, directory: str | os.PathLike)
         return
     meta = {"encoder": encoder_name, "encoder_config": encoder_config_dict(tagger.encoder),
             "num_labels": tagger.num_labels, "pad_id": tagger.pad_id, "pooling": tagger.pooling,
-            "head_dropout": float(tagger.dropout.p)}
+            "head_dropout": float(tagger.dropout.p), "window_pooling": tagger.window_pooling,
+            "wide": tagger.wide.config() if tagger.wide is not None else None}
     _write(tagger, meta, directory)
 
 
@@ -62,7 +64,11 @@ def load_tagger(directory: str | os.PathLike) -> tuple[Tagger, dict[str, Any]]:
             tagger = ImageTagger.from_model_config(meta)
         else:
             encoder = encoder_from_dict(meta["encoder"], meta["encoder_config"])
-            tagger = Tagger(encoder, meta["num_labels"], meta["pad_id"], meta["pooling"], meta["head_dropout"])
+            # checkpoints from before windows and the wide part have neither key: one window, no wide part
+            wide = meta.get("wide")
+            wide = HashedNgrams(meta["num_labels"], wide["ngram_max"], wide["buckets"]) if wide else None
+            tagger = Tagger(encoder, meta["num_labels"], meta["pad_id"], meta["pooling"], meta["head_dropout"],
+                            meta.get("window_pooling", "max"), wide)
     load_weights(tagger, directory / WEIGHTS_FILE)
     tagger.eval()
     return tagger, meta

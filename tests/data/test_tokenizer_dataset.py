@@ -7,6 +7,7 @@ import pytest
 from paddle_tag.data.dataset import TaggingDataset, epoch_order, iterate
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import Example, read_examples
+from paddle_tag.data.text_inputs import TextInputSpec
 from paddle_tag.data.tokenizer import encode_texts, load_tokenizer, pad_batch
 from paddle_tag.errors import ConfigError, DataError, ModelLoadError
 
@@ -142,12 +143,12 @@ def test_dataset_from_examples_and_batch(tokenizer):
     examples = [Example("中国队夺冠", ["体育"], "t.jsonl", 1), Example(LONG, ["财经"], "t.jsonl", 2),
                 Example("股市", ["财经"], "t.jsonl", 3)]
     labels = LabelSet.from_examples(examples)
-    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_class", max_seq_len=8)
-    assert len(ds) == 3 and ds.truncated == 1 and ds.pad_id == tokenizer.pad_token_id
+    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_class", TextInputSpec(max_seq_len=8))
+    assert len(ds) == 3 and ds.cut.tolist() == [False, True, False] and ds.pad_id == tokenizer.pad_token_id
     assert ds.targets.tolist() == [labels.index["体育"], labels.index["财经"], labels.index["财经"]]
     batch = ds.batch(np.array([2, 0]))
-    assert batch.input_ids.shape == (2, 7)  # "中国队夺冠" = 5 chars + [CLS] + [SEP]
-    assert batch.input_ids[0].tolist() == tokenizer.encode(["股市"])[0] + [0, 0, 0]
+    assert batch.inputs["input_ids"].shape == (2, 7)  # "中国队夺冠" = 5 chars + [CLS] + [SEP]
+    assert batch.inputs["input_ids"][0].tolist() == tokenizer.encode(["股市"])[0] + [0, 0, 0]
     assert batch.targets.tolist() == [labels.index["财经"], labels.index["体育"]]
     assert batch.indices.tolist() == [2, 0]
     assert [b.indices.tolist() for b in iterate(ds, [np.array([0]), np.array([1]), np.array([2])], skip=1)] == [[1], [2]]
@@ -156,27 +157,29 @@ def test_dataset_from_examples_and_batch(tokenizer):
 def test_dataset_multi_label_and_unlabeled(tokenizer):
     examples = [Example("西湖", ["写景", "西湖"]), Example("长江", ["长江"])]
     labels = LabelSet.from_examples(examples)
-    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_label", max_seq_len=16)
+    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_label", TextInputSpec(max_seq_len=16))
     assert ds.targets.shape == (2, 3) and ds.targets.dtype == np.float32
     assert ds.targets.sum(axis=1).tolist() == [2.0, 1.0]
-    unlabeled = TaggingDataset.from_examples(examples, tokenizer, None, "multi_label", max_seq_len=16)
+    unlabeled = TaggingDataset.from_examples(examples, tokenizer, None, "multi_label", TextInputSpec(max_seq_len=16))
     assert unlabeled.targets is None and unlabeled.batch(np.array([0, 1])).targets is None
 
 
 def test_dataset_error_mode_names_example_line(tokenizer):
     examples = [Example("短", ["a"], "train.jsonl", 1), Example(LONG, ["a"], "train.jsonl", 9)]
     with pytest.raises(DataError, match=r"train\.jsonl:9"):
-        TaggingDataset.from_examples(examples, tokenizer, LabelSet(["a", "b"]), "multi_class", 8, "error")
+        TaggingDataset.from_examples(examples, tokenizer, LabelSet(["a", "b"]), "multi_class", TextInputSpec(8, "error"))
 
 
 def test_dataset_real_thucnews(tokenizer, thucnews_small):
     examples = read_examples(thucnews_small["train"])
     labels = LabelSet.from_examples(examples)
-    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_class", max_seq_len=48)
+    ds = TaggingDataset.from_examples(examples, tokenizer, labels, "multi_class", TextInputSpec(max_seq_len=48))
     assert len(ds) == 400
-    assert all(2 < len(r) <= 48 for r in ds.input_ids)
+    rows = [windows[0] for windows in ds.encoded.windows]
+    assert all(len(windows) == 1 for windows in ds.encoded.windows)
+    assert all(2 < len(r) <= 48 for r in rows)
     unk = tokenizer.token_to_id("[UNK]")
-    assert sum(r.count(unk) for r in ds.input_ids) < 0.02 * sum(len(r) for r in ds.input_ids)
+    assert sum(r.count(unk) for r in rows) < 0.02 * sum(len(r) for r in rows)
     batches = epoch_order(len(ds), 16, seed=42, epoch=0)
     first = ds.batch(batches[0])
-    assert first.input_ids.shape[0] == 16 and first.targets.shape == (16,)
+    assert first.inputs["input_ids"].shape[0] == 16 and first.targets.shape == (16,)

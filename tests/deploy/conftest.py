@@ -111,8 +111,13 @@ def tokenizer_json(vocab, tmp_path_factory) -> Path:
 def build_model(path: Path, vocab_size: int, num_labels: int, pad_id: int, keywords: dict[int, int], *,
                 precision: str = "fp32", out_width: int | None = None, bias: float = 0.0,
                 input_name: str = "input_ids", output_name: str = "logits",
-                symbolic_width: bool = False, seed: int = 0) -> None:
-    """Write a real ONNX tagger: embedding Gather → masked mean → MatMul + Add → logits."""
+                symbolic_width: bool = False, seed: int = 0, windows: bool = False,
+                wide_chars: dict[str, int] | None = None) -> None:
+    """Write a real ONNX tagger: embedding Gather → masked mean → MatMul + Add → logits.
+
+    ``windows``: ``input_ids`` is ``[batch, windows, sequence]``, its windows flattened into one sequence.
+    ``wide_chars``: a second input ``char_ids`` ``[batch, chars]`` (code points, 0 = padding); each listed
+    character adds ``STRENGTH`` to its label's logit, averaged over the text's characters (a wide part)."""
     rng = np.random.default_rng(seed)
     width = out_width or num_labels
     dim = num_labels + 4
@@ -145,20 +150,25 @@ def build_model(path: Path, vocab_size: int, num_labels: int, pad_id: int, keywo
         nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name]))
         return name
 
+    ids = input_name
+    if windows:  # [batch, windows, sequence] → [batch, windows * sequence]: the mean runs over every window
+        const("flat_shape", np.array([0, -1], dtype=np.int64))
+        nodes.append(helper.make_node("Reshape", [input_name, "flat_shape"], ["ids_flat"]))
+        ids = "ids_flat"
     if precision == "int8":  # quantized table: gather int8 rows, then dequantize
         scale = np.float32(np.abs(emb).max() / 127.0)
         const("emb_q", np.clip(np.round(emb / scale), -127, 127).astype(np.int8))
         const("emb_scale", np.array(scale, dtype=np.float32))
         const("emb_zp", np.array(0, dtype=np.int8))
-        nodes.append(helper.make_node("Gather", ["emb_q", input_name], ["tok_q"]))
+        nodes.append(helper.make_node("Gather", ["emb_q", ids], ["tok_q"]))
         nodes.append(helper.make_node("DequantizeLinear", ["tok_q", "emb_scale", "emb_zp"], ["tok"]))
     elif precision == "fp16":
         const("emb_fp16", emb.astype(np.float16))
-        nodes.append(helper.make_node("Gather", ["emb_fp16", input_name], ["tok_fp16"]))
+        nodes.append(helper.make_node("Gather", ["emb_fp16", ids], ["tok_fp16"]))
         nodes.append(helper.make_node("Cast", ["tok_fp16"], ["tok"], to=TensorProto.FLOAT))
     else:
         const("emb", emb)
-        nodes.append(helper.make_node("Gather", ["emb", input_name], ["tok"]))
+        nodes.append(helper.make_node("Gather", ["emb", ids], ["tok"]))
     w = as_float("w", weight)
     b = as_float("b", bias_v)
     const("pad", np.array(pad_id, dtype=np.int64))
@@ -166,7 +176,7 @@ def build_model(path: Path, vocab_size: int, num_labels: int, pad_id: int, keywo
     const("axis2", np.array([2], dtype=np.int64))
     const("one", np.array(1.0, dtype=np.float32))
     nodes += [
-        helper.make_node("Equal", [input_name, "pad"], ["is_pad"]),
+        helper.make_node("Equal", [ids, "pad"], ["is_pad"]),
         helper.make_node("Not", ["is_pad"], ["keep"]),
         helper.make_node("Cast", ["keep"], ["mask"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["mask", "axis2"], ["mask3"]),
@@ -176,11 +186,35 @@ def build_model(path: Path, vocab_size: int, num_labels: int, pad_id: int, keywo
         helper.make_node("Max", ["count", "one"], ["count1"]),
         helper.make_node("Div", ["summed", "count1"], ["pooled"]),
         helper.make_node("MatMul", ["pooled", w], ["proj"]),
-        helper.make_node("Add", ["proj", b], [output_name]),
+        helper.make_node("Add", ["proj", b], ["deep" if wide_chars else output_name]),
     ]
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.INT64,
+                                            ["batch", "windows", "sequence"] if windows else ["batch", "sequence"])]
+    if wide_chars:
+        buckets = 65536
+        table = np.zeros((buckets, width), dtype=np.float32)
+        for char, label in wide_chars.items():
+            table[ord(char) % buckets, label] = STRENGTH
+        const("wide_table", table)
+        const("buckets", np.array(buckets, dtype=np.int64))
+        const("zero", np.array(0, dtype=np.int64))
+        nodes += [
+            helper.make_node("Mod", ["char_ids", "buckets"], ["char_rows"]),
+            helper.make_node("Gather", ["wide_table", "char_rows"], ["char_logits"]),
+            helper.make_node("Greater", ["char_ids", "zero"], ["is_char"]),
+            helper.make_node("Cast", ["is_char"], ["char_mask"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["char_mask", "axis2"], ["char_mask3"]),
+            helper.make_node("Mul", ["char_logits", "char_mask3"], ["char_masked"]),
+            helper.make_node("ReduceSum", ["char_masked", "axis1"], ["char_sum"], keepdims=0),
+            helper.make_node("ReduceSum", ["char_mask", "axis1"], ["char_count"], keepdims=1),
+            helper.make_node("Max", ["char_count", "one"], ["char_count1"]),
+            helper.make_node("Div", ["char_sum", "char_count1"], ["wide"]),
+            helper.make_node("Add", ["deep", "wide"], [output_name]),
+        ]
+        inputs.append(helper.make_tensor_value_info("char_ids", TensorProto.INT64, ["batch", "chars"]))
     graph = helper.make_graph(
         nodes, "tiny_tagger",
-        [helper.make_tensor_value_info(input_name, TensorProto.INT64, ["batch", "sequence"])],
+        inputs,
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
                                        ["batch", "num_labels" if symbolic_width else width])],
         inits)
@@ -204,8 +238,11 @@ class ExportKit:
         self._count = 0
 
     def make(self, task: str = "multi_class", *, max_seq_len: int = MAX_SEQ_LEN,
-             precisions: tuple[str, ...] = ("fp32", "fp16", "int8"), **model_kw: Any) -> Path:
-        """A complete, valid export directory with correct hashes."""
+             precisions: tuple[str, ...] = ("fp32", "fp16", "int8"), windows: dict[str, int] | None = None,
+             wide: dict[str, int] | None = None, wide_chars: dict[str, str] | None = None,
+             **model_kw: Any) -> Path:
+        """A complete, valid export directory with correct hashes; ``windows`` / ``wide`` (the manifest's
+        entries) make a format-2 export, ``wide_chars`` maps characters to the labels the wide part gives."""
         self._count += 1
         out = self.root / f"export{self._count}_{task}"
         out.mkdir(parents=True)
@@ -213,9 +250,11 @@ class ExportKit:
         words = MC_KEYWORDS if task == "multi_class" else ML_KEYWORDS
         keywords = {self.ids[ch]: labels.index(lab) for lab, chars in words.items() for ch in chars}
         model_kw.setdefault("bias", 0.0 if task == "multi_class" else -1.5)
+        char_labels = {ch: labels.index(lab) for ch, lab in (wide_chars or {}).items()}
         for precision in precisions:
             build_model(out / MODEL_FILES[precision], len(self.vocab), len(labels), self.ids["[PAD]"],
-                        keywords, precision=precision, **model_kw)
+                        keywords, precision=precision, windows=windows is not None,
+                        wide_chars=char_labels if wide else None, **model_kw)
         shutil.copy(self.tokenizer_json, out / "tokenizer.json")
         (out / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
         doc = {
@@ -231,6 +270,12 @@ class ExportKit:
             "parity": {}, "source": {"note": "tests/deploy fixture"}, "versions": {},
             "created": "2026-01-01T00:00:00Z",
         }
+        if windows or wide:
+            doc.update(format_version=2, windows=windows, wide=wide)
+            if windows:
+                doc["inputs"][0]["shape"] = ["batch", "windows", "sequence"]
+            if wide:
+                doc["inputs"].append({"name": "char_ids", "dtype": "int64", "shape": ["batch", "chars"]})
         self.write_manifest(out, doc)
         return out
 

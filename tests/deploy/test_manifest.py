@@ -76,7 +76,15 @@ def _edit(kit, export, rehash=True, **changes):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"format_version": 2}, "format_version 2 is not supported"),
+    ({"format_version": 3}, "format_version 3 is not supported"),
+    ({"format_version": 2}, "missing key .windows. \\(format_version 2\\)"),
+    ({"format_version": 2, "windows": {"overlap": 20, "max_windows": 4}, "wide": None},
+     "must be at most max_seq_len - 3"),
+    ({"format_version": 2, "windows": {"overlap": 2}, "wide": None}, "must be null or an object"),
+    ({"format_version": 2, "windows": {"overlap": 2, "max_windows": 4}, "wide": None},
+     "must be int64 \\[batch, windows, sequence\\]"),
+    ({"format_version": 2, "windows": None, "wide": {"ngram_max": 3, "buckets": 10, "max_chars": 50}},
+     "must list exactly 2 tensor"),
     ({"task": "ranking"}, "task must be one of"),
     ({"activation": "sigmoid"}, "needs activation 'softmax'"),
     ({"labels": ["体育", "体育", "科技", "娱乐"]}, "duplicate labels"),

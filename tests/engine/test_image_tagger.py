@@ -142,12 +142,14 @@ def test_training_batches_are_flipped_at_random_and_reproducibly(mosaics):
     plain, flipping = ImageDataset(image_set, 32), ImageDataset(image_set, 32, augment=True, seed=42)
     indices = np.arange(16)
     base, batch = plain.batch(indices), flipping.batch(indices)
-    assert batch.input_ids.shape == (16, 3, 32, 32) and batch.input_ids.dtype == np.float32
+    assert batch.inputs["images"].shape == (16, 3, 32, 32) and batch.inputs["images"].dtype == np.float32
     np.testing.assert_array_equal(batch.targets, image_set.labels[:16])
-    flipped = [np.allclose(a, b[:, :, ::-1], atol=1e-6) for a, b in zip(batch.input_ids, base.input_ids)]
-    same = [np.array_equal(a, b) for a, b in zip(batch.input_ids, base.input_ids)]
+    pairs = list(zip(batch.inputs["images"], base.inputs["images"]))
+    flipped = [np.allclose(a, b[:, :, ::-1], atol=1e-6) for a, b in pairs]
+    same = [np.array_equal(a, b) for a, b in pairs]
     assert all(f or s for f, s in zip(flipped, same)) and 3 <= sum(flipped) <= 13  # p = 0.5, nothing else
-    np.testing.assert_array_equal(flipping.batch(indices).input_ids, batch.input_ids)  # same batch, same flips
+    # the same batch, the same flips
+    np.testing.assert_array_equal(flipping.batch(indices).inputs["images"], batch.inputs["images"])
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -9,11 +9,17 @@ from helpers import REPO, tiny_overrides
 from paddle_tag.config import load_config
 
 
-def train_tiny(config_file: str, data: dict[str, Path], out: Path, vocab: str, task: str, steps: int) -> Path:
+#: a poem longer than 32 tokens is read as windows of 32 sharing 8; a wide part on 1-3 character n-grams
+LONG_TEXT = ["Data.on_long_text=windows", "Data.window_overlap=8", "Data.max_windows=6", "Model.wide=true",
+             "Model.wide_buckets=4096", "Model.window_pooling=attention"]
+
+
+def train_tiny(config_file: str, data: dict[str, Path], out: Path, vocab: str, task: str, steps: int,
+               extra: tuple[str, ...] = ()) -> Path:
     from paddle_tag.engine.builder import build_trainer
 
-    config = load_config(REPO / config_file, tiny_overrides(data, out, vocab, task=task, Global__max_steps=steps,
-                                                            Data__test_path="null"))
+    overrides = tiny_overrides(data, out, vocab, task=task, Global__max_steps=steps, Data__test_path="null")
+    config = load_config(REPO / config_file, overrides + list(extra))
     build_trainer(config).fit()
     return out / "best"
 
@@ -52,6 +58,21 @@ def ml_checkpoint(poetry_small, vocab_file, tmp_path_factory) -> Path:
     """Tiny multi-label ERNIE, 30 steps on 400 real tagged poems, thresholds tuned on the dev subset."""
     return train_tiny("configs/text/poetry_ernie_small.yaml", poetry_small, tmp_path_factory.mktemp("ml"),
                       vocab_file, "multi_label", 30)
+
+
+@pytest.fixture(scope="session")
+def long_checkpoint(poetry_small, vocab_file, tmp_path_factory) -> Path:
+    """Tiny multi-label ERNIE reading poems as windows of 32 tokens, with a wide part, 30 steps."""
+    return train_tiny("configs/text/poetry_ernie_small.yaml", poetry_small, tmp_path_factory.mktemp("long"),
+                      vocab_file, "multi_label", 30, ("Data.max_seq_len=32", *LONG_TEXT))
+
+
+@pytest.fixture(scope="session")
+def long_export(long_checkpoint, tmp_path_factory) -> Path:
+    from paddle_tag.export import export_checkpoint
+
+    return export_checkpoint(export_config(long_checkpoint, tmp_path_factory.mktemp("long_export") / "export",
+                                           Export__parity_samples=100))
 
 
 @pytest.fixture(scope="session")

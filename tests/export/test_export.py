@@ -201,8 +201,8 @@ def test_tokenizer_json_that_disagrees_with_training_stops_the_export(mc_checkpo
     from paddle_tag.data.tokenizer import TextTokenizer
 
     real_save = TextTokenizer.save
-    monkeypatch.setattr(TextTokenizer, "save", lambda self, directory, max_seq_len=None:
-                        real_save(self, directory, 8))  # the exported file truncates too early
+    monkeypatch.setattr(TextTokenizer, "save", lambda self, directory, max_seq_len=None, overlap=0:
+                        real_save(self.with_prefix("标题："), directory, max_seq_len, overlap))  # reads other text
     with pytest.raises(ParityError, match="tokenizer.json disagrees with training's tokenizer on"):
         export_checkpoint(export_cfg(mc_checkpoint, tmp_path / "export", Export__parity_samples=16))
     assert not (tmp_path / "export").exists() and not list(tmp_path.iterdir())

@@ -24,7 +24,7 @@ def manifest_of(directory) -> dict:
 
 def test_manifest_keys_and_hashes(mc_export):
     manifest = manifest_of(mc_export)
-    assert list(manifest) == list(KEYS)
+    assert list(manifest) == list(KEYS[1])  # a plain model keeps format 1, readable by older deploy/ packages
     assert manifest["files"] == {name: sha256_file(mc_export / name) for name in manifest["files"]}
     assert set(manifest["files"]) == set(file_hashes(mc_export)) and "manifest.json" not in manifest["files"]
     assert manifest["models"] == {"fp32": {"file": "model.onnx"}, "fp16": {"file": "model_fp16.onnx"},
@@ -68,7 +68,8 @@ def test_labels_mismatch_is_rejected(copy):
 def test_bad_values_are_rejected(ml_export):
     good = manifest_of(ml_export)
     validate_manifest(ml_export, good)
-    cases = [("format_version", 2, "format_version 2"), ("task", "regression", "task 'regression'"),
+    cases = [("format_version", 3, "format_version 3 is not supported"),
+             ("format_version", 2, r"missing keys \['windows', 'wide'\]"), ("task", "regression", "task 'regression'"),
              ("activation", "softmax", "does not fit task multi_label"), ("thresholds", None, "thresholds must map"),
              ("max_seq_len", 2, "at least 3"), ("pad_id", -1, "non-negative"),
              ("models", {"fp16": {"file": "model_fp16.onnx"}}, "at least fp32")]
@@ -83,6 +84,23 @@ def test_bad_values_are_rejected(ml_export):
     thresholds[next(iter(thresholds))] = 1.5
     with pytest.raises(ManifestError, match=r"in \[0, 1\]"):
         validate_manifest(ml_export, {**good, "thresholds": thresholds}, verify_files=False)
+
+
+def test_windows_and_wide_entries_are_checked(long_export):
+    good = manifest_of(long_export)
+    validate_manifest(long_export, good)
+    assert list(good) == list(KEYS[2])
+    cases = [("windows", {"overlap": 8}, "windows must be null or an object"),
+             ("windows", {"overlap": -1, "max_windows": 6}, "windows.overlap must be a non-negative"),
+             ("windows", {"overlap": 30, "max_windows": 6}, "at most max_seq_len - 3"),
+             ("wide", {"ngram_max": 0, "buckets": 4096, "max_chars": 100}, "wide.ngram_max must be a positive"),
+             ("format_version", 1, "missing keys|does not fit"),
+             ("windows", None, "inputs .* differ")]
+    for key, value, message in cases:
+        with pytest.raises(ManifestError, match=message):
+            validate_manifest(long_export, {**good, key: value}, verify_files=False)
+    with pytest.raises(ManifestError, match="format_version 2 does not fit"):
+        validate_manifest(long_export, {**good, "windows": None, "wide": None}, verify_files=False)
 
 
 def test_write_manifest_rehashes(copy):

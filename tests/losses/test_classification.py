@@ -6,7 +6,8 @@ import paddle
 import pytest
 
 from paddle_tag.config.schema import LossConfig
-from paddle_tag.losses import BCEWithLogitsLoss, CrossEntropyLoss, build_loss
+from paddle_tag.errors import ConfigError
+from paddle_tag.losses import AsymmetricLoss, BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, build_loss
 
 RNG = np.random.RandomState(0)
 LOGITS = (RNG.randn(6, 5) * 3).astype("float32")
@@ -86,9 +87,19 @@ def test_build_loss_auto_follows_task():
 
 
 def test_build_loss_explicit_and_smoothing_passed():
-    assert type(build_loss(LossConfig(name="bce"), "multi_class")) is BCEWithLogitsLoss
+    assert type(build_loss(LossConfig(name="ce"), "multi_class")) is CrossEntropyLoss
     smoothed = build_loss(LossConfig(name="auto", label_smoothing=0.2), "multi_class")
     assert type(smoothed) is CrossEntropyLoss and smoothed.label_smoothing == 0.2
     assert value(smoothed, LOGITS, CLASSES) == pytest.approx(value(CrossEntropyLoss(0.2), LOGITS, CLASSES))
-    assert type(build_loss(LossConfig(name="ce"), "multi_label")) is CrossEntropyLoss
+    asl = build_loss(LossConfig(name="asl", gamma_neg=3.0, gamma_pos=1.0, clip=0.1), "multi_label")
+    assert type(asl) is AsymmetricLoss and (asl.gamma_neg, asl.gamma_pos, asl.clip) == (3.0, 1.0, 0.1)
+    focal = build_loss(LossConfig(name="focal", gamma=1.5), "multi_label")
+    assert type(focal) is FocalLoss and (focal.gamma_neg, focal.gamma_pos, focal.clip) == (1.5, 1.5, 0.0)
+
+
+@pytest.mark.parametrize("name,task", [("bce", "multi_class"), ("asl", "multi_class"), ("focal", "multi_class"),
+                                       ("ce", "multi_label")])
+def test_build_loss_refuses_a_loss_of_the_other_task(name, task):
+    with pytest.raises(ConfigError, match=rf"Loss.name={name} does not fit Data.task={task}"):
+        build_loss(LossConfig(name=name), task)
 
