@@ -9,8 +9,8 @@ The directory contract (written by ``tools/export_model.py``)::
     tokenizer.json  labels.json  manifest.json
 
 Format version 2 adds ``windows`` (``{"overlap", "max_windows"}`` or null: a long text is read as overlapping
-windows of ``max_seq_len`` tokens) and ``wide`` (``{"ngram_max", "buckets", "max_chars"}`` or null: the model
-also takes the code points of the text's first ``max_chars`` characters and hashes their n-grams itself).
+windows of ``max_seq_len`` tokens) and ``wide`` (``{"ngram_max", "buckets", "idf", "max_chars"}`` or null: the
+model also takes the code points of the text's first ``max_chars`` characters and hashes their n-grams itself).
 
 Everything that can be checked without running the model is checked here (format version, task,
 labels, thresholds, every listed file's presence and sha256); :func:`check_session` then checks the
@@ -63,11 +63,13 @@ class Windows:
 
 @dataclass(frozen=True)
 class Wide:
-    """The wide part's input: code points of the first ``max_chars`` characters, padded to >= ``ngram_max``."""
+    """The wide part's input: code points of the first ``max_chars`` characters, padded to >= ``ngram_max``
+    (the model hashes the n-grams into ``buckets`` rows and weighs them by ``idf`` itself)."""
 
     ngram_max: int
     buckets: int
     max_chars: int
+    idf: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,9 +233,13 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
             if key not in doc:
                 raise ManifestError(f"{where}: missing key {key!r} (format_version {version})")
         raw_windows = _int_fields(doc, "windows", ("overlap", "max_windows"), where, {"overlap": 0})
-        raw_wide = _int_fields(doc, "wide", ("ngram_max", "buckets", "max_chars"), where, {})
+        wide_doc = dict(doc["wide"]) if isinstance(doc.get("wide"), dict) else doc.get("wide")
+        idf = wide_doc.pop("idf", False) if isinstance(wide_doc, dict) else False
+        if not isinstance(idf, bool):
+            raise ManifestError(f"{where}: wide.idf must be true or false, got {idf!r}")
+        raw_wide = _int_fields({"wide": wide_doc}, "wide", ("ngram_max", "buckets", "max_chars"), where, {})
         windows = Windows(**raw_windows) if raw_windows else None
-        wide = Wide(**raw_wide) if raw_wide else None
+        wide = Wide(**raw_wide, idf=idf) if raw_wide else None
         if windows is not None and windows.overlap > max_seq_len - 3:
             raise ManifestError(f"{where}: windows.overlap {windows.overlap} must be at most max_seq_len - 3 "
                                 f"= {max_seq_len - 3} (each window must advance)")

@@ -19,18 +19,19 @@ from paddle_tag.utils.cli import config_parser, run_cli
 def summary(out, seconds: float) -> str:
     """A table of the exported variants: file size, max |logit diff| vs Paddle, metric Paddle → ONNX."""
     manifest = read_manifest(out)
-    rows = [("variant", "file", "size MB", "max |diff|", "tags same", "metric (paddle → onnx)")]
+    rows = [("variant", "file", "size MB", "max |diff|", "same tags", "metric (paddle → onnx)")]
     for variant, entry in manifest["models"].items():
         par = manifest["parity"][variant]
         size = (out / entry["file"]).stat().st_size / 2**20
         metric = (f"{par['metric']} {par['metric_dygraph']:.4f} → {par['metric_onnx']:.4f}" if "metric" in par
                   else "(identical tags required)")
         rows.append((variant, entry["file"], f"{size:.2f}", f"{par['max_abs_diff']:.2e}",
-                     "yes" if par["tags_identical"] else "no", metric))
+                     f"{100 * par['tags_agreement']:.1f} %", metric))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    samples = manifest["parity"]["fp32"]["samples"]
-    return "\n".join([*lines, f"parity on {samples} samples; exported in {seconds:.1f} s to {out}"])
+    samples, windows = manifest["parity"]["fp32"]["samples"], manifest["parity"]["fp32"]["multi_window_samples"]
+    return "\n".join([*lines, f"parity on {samples} samples ({windows} read as several windows); "
+                              f"exported in {seconds:.1f} s to {out}"])
 
 
 def main(argv=None) -> int:

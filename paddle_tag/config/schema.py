@@ -100,6 +100,7 @@ class ModelConfig:
     wide_ngram_max: int = 3
     wide_buckets: int = 262144  # hash buckets (rows of the n-gram table); each row holds one weight per tag
     wide_max_chars: int = 4096  # the wide part reads at most this many characters of a text
+    wide_idf: bool = False  # weigh each n-gram by its inverse document frequency in the training texts (TF-IDF)
 
     def __post_init__(self) -> None:
         if not 1 <= self.wide_ngram_max <= 5:
@@ -141,6 +142,9 @@ class OptimizerConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0  # 0 disables clipping
     head_lr_scale: float = 1.0  # the classifier head learns at lr * head_lr_scale (a new head starts from nothing)
+    # the wide part's n-gram table learns at lr * wide_lr_scale: each row is touched only by the few texts holding
+    # its n-grams, so it needs far larger steps than the dense layers (fastText's rates are 0.1-1)
+    wide_lr_scale: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8

@@ -136,6 +136,8 @@ def build_trainer(config: Config) -> Trainer:
     if data.max_seq_len > positions:
         raise ConfigError(f"Data.max_seq_len={data.max_seq_len} exceeds the {positions} positions of the encoder "
                           f"{model_cfg.pretrained}")
+    if model.wide is not None and model.wide.use_idf:
+        model.wide.fit_idf(train_set.encoded.chars)
     if model_cfg.freeze_encoder:  # embed every window once (or read the cache); only the layers above learn
         cache = feature_cache_dir(model_cfg.feature_cache)
         for split, dataset in (("train", train_set), ("eval", eval_set), ("test", test_set)):

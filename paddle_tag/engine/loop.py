@@ -97,7 +97,8 @@ def optimizer_step(loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer, s
         raise FloatingPointError(f"loss is {value} at step {step}; lower Optimizer.lr or check the data")
     if scaler is not None:
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
+        for part in getattr(optimizer, "parts", [optimizer]):  # a JointOptimizer steps each of its optimizers
+            scaler.step(part)
         scaler.update()
     else:
         loss.backward()

@@ -1,4 +1,12 @@
-"""AdamW with linear warmup/decay and global-norm clipping, built from ``Optimizer.*``."""
+"""AdamW with linear warmup/decay and global-norm clipping, built from ``Optimizer.*``.
+
+Sparse embedding tables (the wide part's n-gram table, :mod:`paddle_tag.models.wide`) get their own lazy Adam,
+stepped with the AdamW as one :class:`JointOptimizer`: a step's gradient touches a few hundred of the table's
+262,144 rows, and a dense AdamW update of every row took 0.56 s a step against 0.07 s for the lazy update of
+the rows touched (99 tags, batch 32, 2 CPU cores); Paddle's AdamW refuses sparse gradients in lazy mode.
+It learns at ``lr * wide_lr_scale`` and has no weight decay (a decayed row would change every step, touched or
+not); ``best/`` on the dev split is what stops it from memorising.
+"""
 from __future__ import annotations
 
 import paddle
@@ -9,6 +17,40 @@ from paddle_tag.models.tagger import HEAD_PREFIXES
 from paddle_tag.utils.quiet import quiet_paddlenlp
 
 NO_DECAY = ("bias", "norm")
+
+
+class JointOptimizer:
+    """Several Paddle optimizers stepped, cleared, saved and restored as one (they share one LR schedule)."""
+
+    def __init__(self, *parts: paddle.optimizer.Optimizer):
+        self.parts = parts
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def clear_grad(self) -> None:
+        for part in self.parts:
+            part.clear_grad()
+
+    def get_lr(self) -> float:
+        return self.parts[0].get_lr()
+
+    def state_dict(self) -> dict:
+        merged: dict = {}
+        for part in self.parts:  # accumulator names are unique per parameter; LR_Scheduler is the same object
+            merged.update(part.state_dict())
+        return merged
+
+    def set_state_dict(self, state: dict) -> None:
+        for part in self.parts:  # each takes the accumulators of its own parameters
+            part.set_state_dict(state)
+
+
+def sparse_parameters(model: paddle.nn.Layer) -> set[int]:
+    """ids of the weights of ``Embedding(sparse=True)`` layers (gradients that hold only the rows looked up)."""
+    return {id(layer.weight) for layer in model.sublayers()
+            if isinstance(layer, paddle.nn.Embedding) and getattr(layer, "_sparse", False)}
 
 
 def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: int):
@@ -22,20 +64,28 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
         raise ConfigError(f"Optimizer.lr must be positive, got {cfg.lr}")
     if not 0 <= cfg.warmup_ratio < 1:
         raise ConfigError(f"Optimizer.warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    if cfg.head_lr_scale <= 0:
-        raise ConfigError(f"Optimizer.head_lr_scale must be positive, got {cfg.head_lr_scale}")
+    for key in ("head_lr_scale", "wide_lr_scale"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"Optimizer.{key} must be positive, got {getattr(cfg, key)}")
     scheduler = LinearDecayWithWarmup(cfg.lr, max(total_steps, 1), cfg.warmup_ratio)
     decay = {p.name for n, p in model.named_parameters() if not any(key in n for key in NO_DECAY)}
+    sparse = sparse_parameters(model)
     named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
-    head = [p for n, p in named if n.startswith(HEAD_PREFIXES)]
-    body = [p for n, p in named if not n.startswith(HEAD_PREFIXES)]
+    dense = [(n, p) for n, p in named if id(p) not in sparse]
+    head = [p for n, p in dense if n.startswith(HEAD_PREFIXES)]
+    body = [p for n, p in dense if not n.startswith(HEAD_PREFIXES)]
     # a group's "learning_rate" multiplies the scheduled lr
     groups = ([{"params": body}] if body else []) + (
         [{"params": head, "learning_rate": cfg.head_lr_scale}] if head else [])
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
     optimizers = {"adamw": paddle.optimizer.AdamW}
     optimizer = optimizers[cfg.name](
         learning_rate=scheduler, parameters=groups, weight_decay=cfg.weight_decay,
-        beta1=cfg.beta1, beta2=cfg.beta2, epsilon=cfg.epsilon,
-        grad_clip=paddle.nn.ClipGradByGlobalNorm(cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None,
+        beta1=cfg.beta1, beta2=cfg.beta2, epsilon=cfg.epsilon, grad_clip=clip,
         apply_decay_param_fun=lambda name: name in decay)
-    return optimizer, scheduler
+    tables = [{"params": [p], "learning_rate": cfg.wide_lr_scale} for n, p in named if id(p) in sparse]
+    if not tables:
+        return optimizer, scheduler
+    lazy = paddle.optimizer.Adam(learning_rate=scheduler, parameters=tables, beta1=cfg.beta1, beta2=cfg.beta2,
+                                 epsilon=cfg.epsilon, grad_clip=clip, lazy_mode=True)
+    return JointOptimizer(optimizer, lazy), scheduler

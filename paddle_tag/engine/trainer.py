@@ -25,7 +25,7 @@ from paddle_tag.engine.checkpoint import (
 )
 from paddle_tag.engine.evaluator import evaluate, to_tensors
 from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
-from paddle_tag.engine.optim import build_optimizer
+from paddle_tag.engine.optim import JointOptimizer, build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.runtime import Runtime
 from paddle_tag.errors import ConfigError, ModelLoadError
@@ -61,10 +61,11 @@ class Trainer:
         total = config.Global.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.Global.max_steps) if config.Global.max_steps > 0 else total
         self.optimizer, self.scheduler = build_optimizer(config.Optimizer, model, self.total_steps)
-        if runtime.amp_level == "O2":  # low-precision parameters, fp32 master weights in the optimizer
-            model, self.optimizer = paddle.amp.decorate(models=model, optimizers=self.optimizer, level="O2",
-                                                        dtype=runtime.amp_dtype, master_weight=True)
-            self.model = model
+        if runtime.amp_level == "O2":  # low-precision parameters, fp32 master weights in the optimizer(s)
+            parts = list(getattr(self.optimizer, "parts", [self.optimizer]))
+            model, parts = paddle.amp.decorate(models=model, optimizers=parts, level="O2",
+                                               dtype=runtime.amp_dtype, master_weight=True)
+            self.model, self.optimizer = model, JointOptimizer(*parts) if len(parts) > 1 else parts[0]
         self.scaler = runtime.grad_scaler()
         self.parallel_model = paddle.DataParallel(model) if runtime.world_size > 1 else model
         self.thresholds: Optional[np.ndarray] = None

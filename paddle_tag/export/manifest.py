@@ -16,16 +16,18 @@ Keys (shared with ``deploy/``, change both sides together)::
     tokenizer       {"file": "tokenizer.json"}
     models          {"fp32": {"file": "model.onnx"}, "fp16": {...}, "int8": {...}} (the variants exported)
     files           {relative path: sha256} of every file in the directory but manifest.json
-    parity          {"fp32": {samples, max_abs_diff, tags_identical},
-                     "fp16"/"int8": {samples, max_abs_diff, tags_identical, metric, metric_dygraph, metric_onnx}}
+    parity          {"fp32": {samples, max_abs_diff, tags_identical, tags_agreement, multi_window_samples},
+                     "fp16"/"int8": {..., metric, metric_dygraph, metric_onnx}}: tags_agreement is the share
+                    of samples with the same tags as Paddle; multi_window_samples those read as several windows
     source          {"checkpoint": path, "config_sha256": sha256 of the checkpoint's config.yaml}
     versions        {"paddle", "paddle2onnx", "onnx", "onnxruntime", "paddle_tag"}
     created         ISO-8601 UTC time
     windows         (version 2) {"overlap": int, "max_windows": int} | null: a text over max_seq_len tokens is
                     read as up to max_windows windows of max_seq_len tokens, each sharing overlap tokens with
                     the one before (tokenizers' truncation with stride=overlap, the overflowing encodings)
-    wide            (version 2) {"ngram_max": int, "buckets": int, "max_chars": int} | null: the model takes
-                    the code points of the text's first max_chars characters (it hashes the n-grams itself)
+    wide            (version 2) {"ngram_max": int, "buckets": int, "idf": bool, "max_chars": int} | null: the
+                    model takes the code points of the text's first max_chars characters (it hashes the n-grams
+                    and weighs them itself; ngram_max, buckets and idf say how, for the reader)
 
 This module uses the standard library only.
 """
@@ -173,8 +175,12 @@ def _check_windows(directory: Path, windows: Any, max_seq_len: Any) -> None:
 
 
 def _check_wide(directory: Path, wide: Any) -> None:
-    if wide is not None:
-        _positive_ints(directory, wide, ("ngram_max", "buckets", "max_chars"), "wide")
+    if wide is None:
+        return
+    if not isinstance(wide, dict) or not isinstance(wide.get("idf"), bool):
+        _fail(directory, f"wide must be null or an object whose idf is true or false, got {wide!r}")
+    _positive_ints(directory, {k: v for k, v in wide.items() if k != "idf"}, ("ngram_max", "buckets", "max_chars"),
+                   "wide")
 
 
 def _check_thresholds(directory: Path, task: str, labels: list[str], thresholds: Optional[dict]) -> None:

@@ -127,7 +127,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray, task: str, thresholds:
     same = sum(a == b for a, b in zip(tag_sets(reference, task, thresholds), tag_sets(candidate, task, thresholds)))
     out: dict[str, Any] = {"samples": int(len(reference)),
                            "max_abs_diff": float(np.abs(reference.astype("float64") - candidate).max()),
-                           "tags_identical": bool(same == len(reference))}
+                           "tags_identical": bool(same == len(reference)),
+                           "tags_agreement": round(same / max(len(reference), 1), 6)}
     if with_metric:
         thr = None if task == "multi_class" else thresholds
         metric = METRIC[task]

@@ -15,7 +15,7 @@ def build_model(cfg: ModelConfig, num_labels: int, vocab_size: int, pad_id: int)
     match across processes and rebuilds."""
     with paddle.utils.unique_name.guard():
         encoder = build_encoder(cfg, vocab_size, pad_id)
-        wide = HashedNgrams(num_labels, cfg.wide_ngram_max, cfg.wide_buckets) if cfg.wide else None
+        wide = HashedNgrams(num_labels, cfg.wide_ngram_max, cfg.wide_buckets, cfg.wide_idf) if cfg.wide else None
         tagger = Tagger(encoder, num_labels, pad_id, cfg.pooling, cfg.head_dropout, cfg.window_pooling, wide)
     if cfg.freeze_encoder:
         tagger.freeze_encoder()

@@ -66,7 +66,8 @@ def load_tagger(directory: str | os.PathLike) -> tuple[Tagger, dict[str, Any]]:
             encoder = encoder_from_dict(meta["encoder"], meta["encoder_config"])
             # checkpoints from before windows and the wide part have neither key: one window, no wide part
             wide = meta.get("wide")
-            wide = HashedNgrams(meta["num_labels"], wide["ngram_max"], wide["buckets"]) if wide else None
+            wide = HashedNgrams(meta["num_labels"], wide["ngram_max"], wide["buckets"], wide.get("idf", False)) \
+                if wide else None
             tagger = Tagger(encoder, meta["num_labels"], meta["pad_id"], meta["pooling"], meta["head_dropout"],
                             meta.get("window_pooling", "max"), wide)
     load_weights(tagger, directory / WEIGHTS_FILE)

@@ -3,7 +3,12 @@ logit per tag.
 
 Input: ``char_ids`` ``(B, L)`` int64, the Unicode code points of each text, 0-padded (code 0 is padding).
 Every n-gram of 1..``ngram_max`` characters is hashed into one of ``buckets`` rows of a ``(buckets, C)`` table;
-the text's logits are the mean of its n-grams' rows (a bag of n-grams, like fastText's average).
+the text's logits are its n-grams' rows summed with weights ``w`` and divided by ``sqrt(Σ w²)`` — the bag of
+n-grams normalised to unit length, as TF-IDF's l2 norm does, so one telling n-gram (a place name) weighs as much
+in a long poem as TF-IDF would let it, where fastText's plain average would shrink it with every extra line.
+``w`` is 1 per occurrence, or with ``idf`` the n-gram's inverse document frequency in the training texts
+(``log((1 + N) / (1 + df)) + 1``, scikit-learn's smoothed idf, counted per bucket by :meth:`fit_idf` and saved
+with the weights): rare n-grams then weigh more, and Adam's steps of similar size per row move their logits more.
 
 The hash runs inside the model, so the exported ONNX graph computes it too and deployment passes only code
 points: training and serving cannot disagree on an n-gram id or a bucket count. It is exact integer arithmetic
@@ -14,6 +19,7 @@ below 2^55). Changing :data:`MULTIPLIERS` changes every trained wide model, so t
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -34,7 +40,8 @@ def _int64(value: int) -> paddle.Tensor:
 
 
 class HashedNgrams(nn.Layer):
-    """Mean of the hashed character n-grams' rows of a ``(buckets, num_labels)`` table: ``(B, L)`` → ``(B, C)``.
+    """Sum / √count of the hashed character n-grams' rows of a ``(buckets, num_labels)`` table: ``(B, L)`` →
+    ``(B, C)``.
 
     Args:
         num_labels: tags (columns of the table).
@@ -44,18 +51,44 @@ class HashedNgrams(nn.Layer):
     The table starts at zero, so a new wide part adds nothing until it has learned.
     """
 
-    def __init__(self, num_labels: int, ngram_max: int = 3, buckets: int = 262144):
+    def __init__(self, num_labels: int, ngram_max: int = 3, buckets: int = 262144, idf: bool = False):
         super().__init__()
         if ngram_max not in MULTIPLIERS:
             raise ValueError(f"ngram_max must be one of {sorted(MULTIPLIERS)}, got {ngram_max}")
         if not 2 <= buckets <= MAX_BUCKETS:
             raise ValueError(f"buckets must be in 2..{MAX_BUCKETS}, got {buckets}")
         self.ngram_max, self.buckets, self.num_labels = ngram_max, buckets, num_labels
-        self.table = nn.Embedding(buckets, num_labels, weight_attr=nn.initializer.Constant(0.0))
+        # sparse: a step's gradient holds only the rows it looked up (see paddle_tag.engine.optim)
+        self.table = nn.Embedding(buckets, num_labels, sparse=True, weight_attr=nn.initializer.Constant(0.0))
+        self.use_idf = idf
+        if idf:  # a buffer, not a parameter: counted from the training texts, saved and exported with the table
+            self.register_buffer("idf", paddle.ones([buckets], dtype="float32"), persistable=True)
 
     def config(self) -> dict:
         """What rebuilds this layer (``model_config.json``)."""
-        return {"ngram_max": self.ngram_max, "buckets": self.buckets}
+        return {"ngram_max": self.ngram_max, "buckets": self.buckets, "idf": self.use_idf}
+
+    @paddle.no_grad()
+    def fit_idf(self, char_rows: list, batch_size: int = 256) -> np.ndarray:
+        """Set the idf of every bucket from the training texts' code points (one int64 array per text)."""
+        if not self.use_idf:
+            raise ValueError("this wide part was built without idf")
+        df = np.zeros(self.buckets, dtype=np.int64)
+        for start in range(0, len(char_rows), batch_size):
+            chunk = char_rows[start:start + batch_size]
+            codes = np.zeros((len(chunk), max([self.ngram_max, *(len(r) for r in chunk)])), dtype=np.int64)
+            for i, row in enumerate(chunk):
+                codes[i, :len(row)] = row
+            seen = [set() for _ in chunk]
+            for n in range(1, self.ngram_max + 1):
+                ids, mask = self.ngram_buckets(paddle.to_tensor(codes), n)
+                for i, (row_ids, row_mask) in enumerate(zip(ids.numpy(), mask.numpy())):
+                    seen[i].update(row_ids[row_mask > 0].tolist())
+            for buckets in seen:
+                df[list(buckets)] += 1
+        idf = (np.log((1.0 + len(char_rows)) / (1.0 + df)) + 1.0).astype("float32")
+        self.idf.set_value(idf)
+        return idf
 
     def ngram_buckets(self, char_ids: paddle.Tensor, n: int) -> tuple[paddle.Tensor, paddle.Tensor]:
         """Bucket ids ``(B, L - n + 1)`` of every n-gram of length ``n`` and its 0/1 mask (1 = inside the text)."""
@@ -71,11 +104,13 @@ class HashedNgrams(nn.Layer):
         return ids, mask
 
     def forward(self, char_ids: paddle.Tensor) -> paddle.Tensor:
-        summed, count = None, None
+        summed, squares = None, None
         for n in range(1, self.ngram_max + 1):
-            ids, mask = self.ngram_buckets(char_ids, n)
-            rows = (self.table(ids) * mask.unsqueeze(-1)).sum(axis=1)  # (B, C)
-            found = mask.sum(axis=1, keepdim=True)
+            ids, weights = self.ngram_buckets(char_ids, n)
+            if self.use_idf:
+                weights = weights * paddle.gather(self.idf, ids.flatten()).reshape(paddle.shape(ids))
+            rows = (self.table(ids) * weights.unsqueeze(-1)).sum(axis=1)  # (B, C)
+            norm = (weights * weights).sum(axis=1, keepdim=True)
             summed = rows if summed is None else summed + rows
-            count = found if count is None else count + found
-        return summed / count.clip(min=1.0)
+            squares = norm if squares is None else squares + norm
+        return summed / paddle.sqrt(squares.clip(min=1.0))  # an empty text: 0

@@ -3,6 +3,9 @@ through train → eval → predict, the frozen-encoder fast path and its feature
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import paddle
@@ -137,3 +140,23 @@ def test_predict_texts_reports_truncation_and_reads_one_character(poetry_small, 
     ckpt = load_checkpoint(out / "best")
     rows = predict_texts(ckpt, ["月", "月" * 10_000])
     assert [r["truncated"] for r in rows] == [False, True]
+
+
+def test_two_cpu_ranks_train_windows_and_the_sparse_wide_table_in_step(poetry_small, vocab_file, tmp_path):
+    out, logs = tmp_path / "dp", tmp_path / "log"
+    # a fast-learning wide table, so that tables out of step would show in the figures
+    overrides = poem_overrides(poetry_small, out, vocab_file, "Global.eval_every=0", "Optimizer.wide_lr_scale=100",
+                               Global__epochs=2)
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
+               str(REPO / "tools/train.py"), "-c", CONFIG, *with_o(overrides)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    worker_logs = {p.name: p.read_text(errors="replace") for p in sorted(logs.glob("workerlog.*"))}
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
+                                  + "".join(text[-3000:] for text in worker_logs.values()))
+    # each rank evaluates with its own copy of the weights: identical figures mean the sparse n-gram gradients
+    # were summed across the ranks like the dense ones
+    evals = [[line for line in worker_logs[f"workerlog.{r}"].splitlines() if line.startswith("[eval]")]
+             for r in (0, 1)]
+    assert len(evals[0]) == 2 and evals[0] == evals[1], evals
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2 * (400 // (16 * 2))

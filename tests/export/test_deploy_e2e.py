@@ -59,7 +59,7 @@ def test_windowed_wide_export_parity_and_manifest(long_export):
     manifest = read_manifest(long_export)
     assert manifest["format_version"] == 2
     assert manifest["windows"] == {"overlap": 8, "max_windows": 6}
-    assert manifest["wide"] == {"ngram_max": 3, "buckets": 4096, "max_chars": 4096}
+    assert manifest["wide"] == {"ngram_max": 3, "buckets": 4096, "idf": True, "max_chars": 4096}
     assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "char_ids"]
     assert manifest["inputs"][0]["shape"] == ["batch", "windows", "sequence"]
     fp32, int8 = manifest["parity"]["fp32"], manifest["parity"]["int8"]

@@ -93,7 +93,8 @@ def test_windows_and_wide_entries_are_checked(long_export):
     cases = [("windows", {"overlap": 8}, "windows must be null or an object"),
              ("windows", {"overlap": -1, "max_windows": 6}, "windows.overlap must be a non-negative"),
              ("windows", {"overlap": 30, "max_windows": 6}, "at most max_seq_len - 3"),
-             ("wide", {"ngram_max": 0, "buckets": 4096, "max_chars": 100}, "wide.ngram_max must be a positive"),
+             ("wide", {"ngram_max": 0, "buckets": 4096, "idf": True, "max_chars": 100}, "wide.ngram_max must be a positive"),
+             ("wide", {"ngram_max": 2, "buckets": 4096, "max_chars": 100}, "whose idf is true or false"),
              ("format_version", 1, "missing keys|does not fit"),
              ("windows", None, "inputs .* differ")]
     for key, value, message in cases:

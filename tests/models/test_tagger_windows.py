@@ -78,7 +78,9 @@ def test_wide_part_adds_to_the_head_and_needs_the_characters():
         before = model(input_ids=windows_tensor(), char_ids=paddle.to_tensor(CHARS)).numpy()
         model.wide.table.weight.set_value(paddle.full([512, 4], 0.5))
         after = model(input_ids=windows_tensor(), char_ids=paddle.to_tensor(CHARS)).numpy()
-    assert np.allclose(after - before, 0.5, atol=1e-5)  # every n-gram row is 0.5: the mean is 0.5
+    # every n-gram row is 0.5: a text with n n-grams gets 0.5 * n / sqrt(n); 2, 4 and 1 characters here
+    grams = np.array([2 + 1, 4 + 3 + 2, 1])
+    assert np.allclose(after - before, (0.5 * np.sqrt(grams))[:, None], atol=1e-5)
     with pytest.raises(ValueError, match="char_ids"):
         model(input_ids=windows_tensor())
 
@@ -96,11 +98,21 @@ def test_save_load_round_trip_with_windows_and_wide(tmp_path):
         model.wide.table.weight.set_value(paddle.randn([256, 4]))
     save_tagger(model, "ernie", tmp_path)
     meta = json.loads((tmp_path / MODEL_CONFIG_FILE).read_text())
-    assert meta["window_pooling"] == "attention" and meta["wide"] == {"ngram_max": 2, "buckets": 256}
+    assert meta["window_pooling"] == "attention" and meta["wide"] == {"ngram_max": 2, "buckets": 256, "idf": False}
     loaded, _ = load_tagger(tmp_path)
     args = dict(input_ids=windows_tensor(), char_ids=paddle.to_tensor(CHARS))
     with paddle.no_grad():
         assert np.allclose(model(**args).numpy(), loaded(**args).numpy(), atol=1e-6)
+
+
+def test_idf_buffer_is_saved_and_loaded_with_the_weights(tmp_path):
+    model = tiny(wide=True, wide_buckets=256, wide_idf=True)
+    model.wide.fit_idf([CHARS[0][CHARS[0] > 0], CHARS[1]])
+    save_tagger(model, "ernie", tmp_path)
+    loaded, meta = load_tagger(tmp_path)
+    assert meta["wide"]["idf"] is True
+    np.testing.assert_array_equal(loaded.wide.idf.numpy(), model.wide.idf.numpy())
+    assert loaded.wide.idf.numpy().max() > 1.0  # counted, not the initial ones
 
 
 def test_checkpoint_from_before_windows_loads_as_one_window_no_wide(tmp_path):
@@ -124,4 +136,5 @@ def test_windows_train_end_to_end_with_gradients_through_the_encoder():
     logits.sum().backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert grads["encoder.embeddings.word_embeddings.weight"] is not None
-    assert float(paddle.abs(grads["wide.table.weight"]).sum()) > 0
+    table = grads["wide.table.weight"]  # sparse: the rows looked up, not the whole table
+    assert table.is_selected_rows() and np.abs(table.numpy()).sum() > 0

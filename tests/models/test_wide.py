@@ -25,7 +25,7 @@ def bucket(gram: str, buckets: int) -> int:
 def reference(layer: HashedNgrams, text: str) -> np.ndarray:
     table = layer.table.weight.numpy()
     grams = [text[i:i + n] for n in range(1, layer.ngram_max + 1) for i in range(len(text) - n + 1)]
-    return np.mean([table[bucket(g, layer.buckets)] for g in grams], axis=0)
+    return np.sum([table[bucket(g, layer.buckets)] for g in grams], axis=0) / np.sqrt(len(grams))
 
 
 def random_layer(ngram_max=3, buckets=1000, labels=4, seed=0) -> HashedNgrams:
@@ -36,7 +36,7 @@ def random_layer(ngram_max=3, buckets=1000, labels=4, seed=0) -> HashedNgrams:
 
 
 @pytest.mark.parametrize("ngram_max", [1, 2, 3, 5])
-def test_logits_are_the_mean_of_the_ngram_rows(ngram_max):
+def test_logits_are_the_ngram_rows_summed_over_the_root_of_their_count(ngram_max):
     layer = random_layer(ngram_max)
     got = layer(paddle.to_tensor(codes(TEXTS, ngram_max))).numpy()
     want = np.stack([reference(layer, t) for t in TEXTS])
@@ -65,9 +65,10 @@ def test_new_layer_adds_nothing_and_learns_from_gradients():
     assert (layer(x).numpy() == 0).all()
     loss = (layer(x) * paddle.to_tensor([[1.0, 0, 0], [0, 1.0, 0]])).sum()
     loss.backward()
-    touched = np.flatnonzero(np.abs(layer.table.weight.grad.numpy()).sum(axis=1))
+    grad = layer.table.weight.grad  # sparse: one entry per n-gram looked up, nothing for the other rows
+    assert grad.is_selected_rows()
     rows = {bucket(g, 64) for g in ("西", "湖", "长", "江", "西湖", "长江")}
-    assert set(touched.tolist()) <= rows and len(touched) > 0
+    assert set(grad.rows()) == rows and np.abs(grad.numpy()).sum() > 0
 
 
 def test_an_empty_row_gives_zero_logits():
@@ -80,3 +81,29 @@ def test_an_empty_row_gives_zero_logits():
 def test_bad_settings_refused(kwargs):
     with pytest.raises(ValueError):
         HashedNgrams(3, **kwargs)
+
+
+def test_idf_counts_documents_per_bucket_and_weighs_the_bag():
+    paddle.seed(0)
+    layer = HashedNgrams(4, 2, 997, idf=True)
+    layer.table.weight.set_value(paddle.randn([997, 4]))
+    train = ["西湖西湖", "西湖", "长江"]
+    idf = layer.fit_idf([np.array([ord(c) for c in t], "int64") for t in train])
+    df = {}
+    for text in train:
+        for gram in {text[i:i + n] for n in (1, 2) for i in range(len(text) - n + 1)}:
+            df[bucket(gram, 997)] = df.get(bucket(gram, 997), 0) + 1
+    for b, count in df.items():
+        assert idf[b] == pytest.approx(np.log(4 / (1 + count)) + 1, rel=1e-6)
+    assert idf[[b for b in range(997) if b not in df][0]] == pytest.approx(np.log(4) + 1, rel=1e-6)
+    # the bag: rows weighted by idf, over the l2 norm of the weights (repeats count each time)
+    text = "西湖西"
+    grams = [text[i:i + n] for n in (1, 2) for i in range(len(text) - n + 1)]
+    weights = np.array([idf[bucket(g, 997)] for g in grams])
+    table = layer.table.weight.numpy()
+    want = (weights[:, None] * np.stack([table[bucket(g, 997)] for g in grams])).sum(axis=0) / np.linalg.norm(weights)
+    got = layer(paddle.to_tensor(codes([text], 2))).numpy()[0]
+    assert np.abs(got - want).max() < 1e-5
+    assert HashedNgrams(4, 2, 997).config()["idf"] is False
+    with pytest.raises(ValueError, match="without idf"):
+        HashedNgrams(4, 2, 997).fit_idf([np.array([1], "int64")])
