@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("-o", "--override", action="append", default=[], help="extra config override")
+    parser.add_argument("--shared-features", metavar="DIR",
+                        help="frozen rows read/write window features here instead of starting each from an empty "
+                             "cache (for ablations of one recipe; their whole-recipe time then omits the embedding)")
     args = parser.parse_args()
     rows = json.loads(RESULTS.read_text(encoding="utf-8"))["rows"] if RESULTS.is_file() else []
     for name in args.datasets:
@@ -122,12 +125,15 @@ def main() -> None:
         for key in args.models:
             model, configs, fit, extra = MODELS[key]
             out = f"output/bench/{name}/{key}"
-            shutil.rmtree(f"{out}/features", ignore_errors=True)  # frozen rows: time the embedding too
-            config = load_config(configs[name], [f"Global.output_dir={out}", f"Model.feature_cache={out}/features",
+            cache = args.shared_features or f"{out}/features"
+            if not args.shared_features:
+                shutil.rmtree(cache, ignore_errors=True)  # frozen rows: time the embedding too
+            config = load_config(configs[name], [f"Global.output_dir={out}", f"Model.feature_cache={cache}",
                                                  *extra, *args.override])
             metrics, seconds, recipe_seconds = fit(config)
             row = {"dataset": name, "task": config.Data.task, "model": model, "train_s": round(seconds, 1),
                    "recipe_s": round(recipe_seconds, 1), "date": time.strftime("%Y-%m-%d"),
+                   "features": "shared cache" if args.shared_features and config.Model.freeze_encoder else "cold",
                    **{k: round(metrics[k], 4) for k in SHOWN[config.Data.task]}}
             rows = [r for r in rows if (r["dataset"], r["model"]) != (name, model)] + [row]
             print(json.dumps(row, ensure_ascii=False), file=sys.stderr)
@@ -147,6 +153,8 @@ def print_table(rows: list[dict]) -> None:
         delta = f"{100 * (row['macro_f1'] - base['macro_f1']):+.1f} pts" if base else "–"
         cells = [f"{row[k]:.4f}" if k in row else "–" for k in ("accuracy", "micro_f1", "macro_f1", "mAP")]
         recipe = f"{row['recipe_s']:.0f} s" if "recipe_s" in row else "–"
+        if row.get("features") == "shared cache":
+            recipe += " (features cached)"
         print(f"| {row['dataset']} | {row['model']} | {' | '.join(cells)} | {row['train_s']:.0f} s | {recipe} | {delta} |")
 
 

@@ -142,9 +142,9 @@ class OptimizerConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0  # 0 disables clipping
     head_lr_scale: float = 1.0  # the classifier head learns at lr * head_lr_scale (a new head starts from nothing)
-    # the wide part's n-gram table learns at lr * wide_lr_scale: each row is touched only by the few texts holding
-    # its n-grams, so it needs far larger steps than the dense layers (fastText's rates are 0.1-1)
-    wide_lr_scale: float = 1.0
+    # SGD rate of the wide part's n-gram table, for the loss summed over a batch's cells (fastText's are 0.1-1);
+    # it follows the warmup/decay schedule (see paddle_tag/engine/optim.py)
+    wide_lr: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8

@@ -1,11 +1,18 @@
-"""AdamW with linear warmup/decay and global-norm clipping, built from ``Optimizer.*``.
+"""AdamW with linear warmup/decay and global-norm clipping, built from ``Optimizer.*``; plain SGD for sparse tables.
 
-Sparse embedding tables (the wide part's n-gram table, :mod:`paddle_tag.models.wide`) get their own lazy Adam,
-stepped with the AdamW as one :class:`JointOptimizer`: a step's gradient touches a few hundred of the table's
-262,144 rows, and a dense AdamW update of every row took 0.56 s a step against 0.07 s for the lazy update of
-the rows touched (99 tags, batch 32, 2 CPU cores); Paddle's AdamW refuses sparse gradients in lazy mode.
-It learns at ``lr * wide_lr_scale`` and has no weight decay (a decayed row would change every step, touched or
-not); ``best/`` on the dev split is what stops it from memorising.
+Sparse embedding tables (the wide part's n-gram table, :mod:`paddle_tag.models.wide`) get their own optimizer,
+stepped with the AdamW as one :class:`JointOptimizer`: SGD on the rows a step touched, as a linear model on
+sparse features is trained (fastText; the Wide & Deep paper used FTRL). Measured on the poems' n-gram part alone
+(dev, 8 epochs): lazy Adam reached micro-F1 0.69 / mAP 0.39 at best, SGD 0.77 / 0.50 — Adam moves every row by
+about its learning rate per step whatever the evidence, so the n-grams that decide a tag (西湖 for 西湖) never
+get the large weights logistic regression gives them while rare, noisy ones move as fast; SGD's steps follow
+the summed gradient, so consistent evidence accumulates and noise cancels. SGD also keeps no state per row, and
+a step costs 0.04 s against 0.56 s for a dense AdamW update of the 26 M-weight table (2 CPU cores).
+
+``Optimizer.wide_lr`` is the SGD rate for the loss *summed* over a batch's cells (fastText's rates are 0.1–1);
+the trainer's loss is a mean over ``loss_cells`` cells (batch × tags for multi-label BCE, batch for
+cross-entropy), so the table's rate is ``wide_lr × loss_cells``, on the same warmup/decay schedule. The table has
+no weight decay; ``best/`` on the dev split is what stops it from memorising.
 """
 from __future__ import annotations
 
@@ -53,7 +60,7 @@ def sparse_parameters(model: paddle.nn.Layer) -> set[int]:
             if isinstance(layer, paddle.nn.Embedding) and getattr(layer, "_sparse", False)}
 
 
-def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: int):
+def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: int, loss_cells: int = 1):
     """Return ``(optimizer, scheduler)``; biases and LayerNorm weights get no weight decay, and the layers a
     tagger adds on top of its encoder (head, wide part, window pooling) learn at ``lr * head_lr_scale``.
     Frozen parameters (``stop_gradient``, e.g. ``Model.freeze_encoder``) are left out."""
@@ -64,7 +71,7 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
         raise ConfigError(f"Optimizer.lr must be positive, got {cfg.lr}")
     if not 0 <= cfg.warmup_ratio < 1:
         raise ConfigError(f"Optimizer.warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    for key in ("head_lr_scale", "wide_lr_scale"):
+    for key in ("head_lr_scale", "wide_lr"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"Optimizer.{key} must be positive, got {getattr(cfg, key)}")
     scheduler = LinearDecayWithWarmup(cfg.lr, max(total_steps, 1), cfg.warmup_ratio)
@@ -83,9 +90,10 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
         learning_rate=scheduler, parameters=groups, weight_decay=cfg.weight_decay,
         beta1=cfg.beta1, beta2=cfg.beta2, epsilon=cfg.epsilon, grad_clip=clip,
         apply_decay_param_fun=lambda name: name in decay)
-    tables = [{"params": [p], "learning_rate": cfg.wide_lr_scale} for n, p in named if id(p) in sparse]
+    tables = [p for n, p in named if id(p) in sparse]
     if not tables:
         return optimizer, scheduler
-    lazy = paddle.optimizer.Adam(learning_rate=scheduler, parameters=tables, beta1=cfg.beta1, beta2=cfg.beta2,
-                                 epsilon=cfg.epsilon, grad_clip=clip, lazy_mode=True)
-    return JointOptimizer(optimizer, lazy), scheduler
+    # a group's "learning_rate" multiplies the scheduled lr (which peaks at cfg.lr)
+    sgd = paddle.optimizer.SGD(learning_rate=scheduler, parameters=[
+        {"params": tables, "learning_rate": cfg.wide_lr * loss_cells / cfg.lr}])
+    return JointOptimizer(optimizer, sgd), scheduler

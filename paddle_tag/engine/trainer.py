@@ -60,7 +60,9 @@ class Trainer:
                               f"{config.Data.batch_size}, {runtime.world_size} worker(s)")
         total = config.Global.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.Global.max_steps) if config.Global.max_steps > 0 else total
-        self.optimizer, self.scheduler = build_optimizer(config.Optimizer, model, self.total_steps)
+        # the loss is a mean over a batch's cells: batch × tags (BCE and its kin) or batch (cross-entropy)
+        cells = config.Data.batch_size * (model.num_labels if config.Data.task == "multi_label" else 1)
+        self.optimizer, self.scheduler = build_optimizer(config.Optimizer, model, self.total_steps, cells)
         if runtime.amp_level == "O2":  # low-precision parameters, fp32 master weights in the optimizer(s)
             parts = list(getattr(self.optimizer, "parts", [self.optimizer]))
             model, parts = paddle.amp.decorate(models=model, optimizers=parts, level="O2",

@@ -145,7 +145,7 @@ def test_predict_texts_reports_truncation_and_reads_one_character(poetry_small, 
 def test_two_cpu_ranks_train_windows_and_the_sparse_wide_table_in_step(poetry_small, vocab_file, tmp_path):
     out, logs = tmp_path / "dp", tmp_path / "log"
     # a fast-learning wide table, so that tables out of step would show in the figures
-    overrides = poem_overrides(poetry_small, out, vocab_file, "Global.eval_every=0", "Optimizer.wide_lr_scale=100",
+    overrides = poem_overrides(poetry_small, out, vocab_file, "Global.eval_every=0", "Optimizer.wide_lr=30",
                                Global__epochs=2)
     command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
                str(REPO / "tools/train.py"), "-c", CONFIG, *with_o(overrides)]
@@ -160,3 +160,17 @@ def test_two_cpu_ranks_train_windows_and_the_sparse_wide_table_in_step(poetry_sm
              for r in (0, 1)]
     assert len(evals[0]) == 2 and evals[0] == evals[1], evals
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2 * (400 // (16 * 2))
+
+
+def test_resuming_with_another_bucket_count_is_refused_by_name(poetry_small, vocab_file, tmp_path):
+    from paddle_tag.errors import ModelLoadError
+
+    out = tmp_path / "run"
+    build_trainer(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=2))).fit()
+    changed = poem_overrides(poetry_small, out, vocab_file, "Model.wide_buckets=2048", "Global.resume=true",
+                             Global__max_steps=4)
+    with pytest.raises(ModelLoadError, match=r"wide\.table\.weight has shape \(4096, \d+\), the model wants \(2048"):
+        build_trainer(load_config(CONFIG, changed)).fit()
+    # evaluation and prediction rebuild the model from the checkpoint's own model_config.json: no mismatch there
+    proc = run_tool("eval.py", "-o", f"Global.checkpoint={out / 'best'}", "-o", "Model.wide_buckets=2048")
+    assert proc.returncode == 0, proc.stderr[-2000:]
