@@ -97,7 +97,7 @@ class ModelConfig:
     # wide & deep: hashed character n-grams (1..wide_ngram_max characters) → one logit per tag, added to the
     # encoder head's logits and trained with it (the hashing runs inside the model, so the export computes it too)
     wide: bool = False
-    wide_ngram_max: int = 3
+    wide_ngram_max: int = 2
     wide_buckets: int = 262144  # hash buckets (rows of the n-gram table); each row holds one weight per tag
     wide_max_chars: int = 4096  # the wide part reads at most this many characters of a text
     wide_idf: bool = False  # weigh each n-gram by its inverse document frequency in the training texts (TF-IDF)

@@ -30,10 +30,10 @@ from paddle_tag.utils.io import replace_directory, sha256_file
 
 STATIC_DIR = "paddle"
 MIN_OPSET, MAX_OPSET = 13, 19  # what paddle2onnx 2.1 and onnxruntime 1.32 both handle for this graph
-# variants built from the FP32 model, with their Export.* settings
-DERIVED: dict[str, Callable[[onnx.ModelProto, ExportConfig], onnx.ModelProto]] = {
-    "fp16": lambda model, exp: to_fp16(model),
-    "int8": lambda model, exp: to_int8(model, exp.int8_keep_fp32),
+# variants built from the FP32 model, with their Export.* settings and the shapes of the tables kept FP32
+DERIVED: dict[str, Callable[[onnx.ModelProto, ExportConfig, list[tuple[int, ...]]], onnx.ModelProto]] = {
+    "fp16": lambda model, exp, tables: to_fp16(model),
+    "int8": lambda model, exp, tables: to_int8(model, exp.int8_keep_fp32, tables),
 }
 
 
@@ -112,8 +112,9 @@ def write_export(tmp: Path, config: Config, ckpt: Checkpoint, variants: list[str
     fp32 = finalize_fp32(paddle_to_onnx(model_json, params, exp.opset), inputs)
     reference = paddle_logits(ckpt.model, data)
     parity: dict[str, dict[str, Any]] = {}
+    wide_table = [tuple(ckpt.model.wide.table.weight.shape)] if ckpt.model.wide is not None else []
     for variant in variants:
-        model = fp32 if variant == "fp32" else DERIVED[variant](fp32, exp)
+        model = fp32 if variant == "fp32" else DERIVED[variant](fp32, exp, wide_table)
         path = tmp / FILES[variant]
         onnx.save(model, str(path))
         logits = onnx_logits(session(path), data)

@@ -134,6 +134,20 @@ def test_tag_name_rows_start_standardised_around_the_prior(poetry_small, vocab_f
     assert cosines.max() < 0.99  # a direction per tag, not one shared direction
 
 
+def test_tag_name_rows_on_a_fine_tuned_windowed_encoder(poetry_small, vocab_file, tmp_path):
+    """Without the frozen cache the same init reads the training texts' windows through the encoder itself."""
+    overrides = poem_overrides(poetry_small, tmp_path / "names", vocab_file, "Model.head_init=tag_names",
+                               Global__max_steps=1)
+    trainer = build_trainer(load_config(CONFIG, overrides))
+    model, train = trainer.model, trainer.train_set
+    assert train.features is None and int(train.window_counts.max()) > 1  # several windows, read by the encoder
+    model.eval()
+    features = pooled_features(model, train, np.arange(len(train)))
+    with paddle.no_grad():
+        logits = features @ model.classifier.weight.numpy().astype("float64") + model.classifier.bias.numpy()
+    assert logits.std(axis=0).mean() == pytest.approx(1.0, rel=1e-3)
+
+
 def test_predict_texts_reports_truncation_and_reads_one_character(poetry_small, vocab_file, tmp_path):
     out = tmp_path / "p"
     build_trainer(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=3))).fit()

@@ -11,7 +11,8 @@ from paddle_tag.config import load_config
 
 #: a poem longer than 32 tokens is read as windows of 32 sharing 8; a wide part on 1-3 character n-grams (idf)
 LONG_TEXT = ["Data.on_long_text=windows", "Data.window_overlap=8", "Data.max_windows=6", "Model.wide=true",
-             "Model.wide_buckets=4096", "Model.wide_idf=true", "Model.window_pooling=attention"]
+             "Model.wide_buckets=4096", "Model.wide_ngram_max=3", "Model.wide_idf=true",
+             "Model.window_pooling=attention"]
 
 
 def train_tiny(config_file: str, data: dict[str, Path], out: Path, vocab: str, task: str, steps: int,

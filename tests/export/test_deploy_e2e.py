@@ -69,6 +69,24 @@ def test_windowed_wide_export_parity_and_manifest(long_export):
     assert deployed.windows.max_windows == 6 and deployed.wide.max_chars == 4096
 
 
+def test_int8_keeps_the_wide_table_in_fp32(long_export, long_checkpoint):
+    import onnx
+
+    from paddle_tag.export.variants import table_gathers
+
+    shape = tuple(load_checkpoint(long_checkpoint).model.wide.table.weight.shape)
+    fp32, int8 = (onnx.load(str(long_export / name)) for name in ("model.onnx", "model_int8.onnx"))
+    assert table_gathers(fp32, [shape])  # the wide part's n-gram lookups
+    kept = table_gathers(int8, [shape])
+    assert kept, "the INT8 model has no Gather on the FP32 n-gram table"
+    tables = {init.name: init for init in int8.graph.initializer}
+    gathers = [n for n in int8.graph.node if n.name in kept]
+    assert all(tables[n.input[0]].data_type == onnx.TensorProto.FLOAT for n in gathers)
+    # the encoder's token embedding is still quantised
+    assert any(init.data_type == onnx.TensorProto.INT8 and len(init.dims) == 2 and init.dims[1] != shape[1]
+               for init in int8.graph.initializer)
+
+
 def test_deploy_server_serves_a_real_export(mc_export, mc_checkpoint, thucnews_small):
     texts = [row["text"] for row in read_jsonl(thucnews_small["dev"])[:5]]
     proc = subprocess.Popen([sys.executable, "-m", "deploy.serve", "--model-dir", str(mc_export), "--device", "cpu",
