@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -44,6 +45,19 @@ def run_tool(script: str, *args: str, env: dict | None = None) -> subprocess.Com
 
 def with_o(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("-o", item)]
+
+
+def train_on_two_ranks(config: str, overrides: list[str], log_dir: Path) -> dict[str, str]:
+    """``tools/train.py`` under ``paddle.distributed.launch`` with 2 CPU ranks (one thread each); asserts it
+    succeeded and returns each worker's log by file name (``workerlog.0``, ``workerlog.1``)."""
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(log_dir),
+               str(REPO / "tools/train.py"), "-c", config, *with_o(overrides)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    worker_logs = {p.name: p.read_text(errors="replace") for p in sorted(Path(log_dir).glob("workerlog.*"))}
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
+                                  + "".join(text[-3000:] for text in worker_logs.values()))
+    return worker_logs
 
 
 def predict_with_tool(checkpoint: Path, texts: list[str], labels_path: Path) -> list[dict]:

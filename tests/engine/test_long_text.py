@@ -3,14 +3,11 @@ through train → eval → predict, the frozen-encoder fast path and its feature
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import paddle
 import pytest
-from helpers import REPO, read_jsonl, run_tool, tiny_overrides, with_o
+from helpers import REPO, read_jsonl, run_tool, tiny_overrides, train_on_two_ranks, with_o
 from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
@@ -161,13 +158,7 @@ def test_two_cpu_ranks_train_windows_and_the_sparse_wide_table_in_step(poetry_sm
     # a fast-learning wide table, so that tables out of step would show in the figures
     overrides = poem_overrides(poetry_small, out, vocab_file, "Global.eval_every=0", "Optimizer.wide_lr=30",
                                Global__epochs=2)
-    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
-               str(REPO / "tools/train.py"), "-c", CONFIG, *with_o(overrides)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
-    worker_logs = {p.name: p.read_text(errors="replace") for p in sorted(logs.glob("workerlog.*"))}
-    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
-                                  + "".join(text[-3000:] for text in worker_logs.values()))
+    worker_logs = train_on_two_ranks(CONFIG, overrides, logs)
     # each rank evaluates with its own copy of the weights: identical figures mean the sparse n-gram gradients
     # were summed across the ranks like the dense ones
     evals = [[line for line in worker_logs[f"workerlog.{r}"].splitlines() if line.startswith("[eval]")]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, TINY_MODEL, read_jsonl, tiny_overrides, with_o
+from helpers import REPO, TINY_MODEL, read_jsonl, tiny_overrides, train_on_two_ranks, with_o
 from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
@@ -300,13 +300,7 @@ def test_two_cpu_ranks_pretrain_and_only_rank0_writes(corpus, vocab_file, tmp_pa
     epochs = 2
     overrides = pretrain_overrides(corpus, out, vocab_file, f"Global.epochs={epochs}", "Global.eval_every=0",
                                    "Global.log_every=4", "Pretrain.word_deletion=0")  # no jieba start-up per rank
-    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
-               str(REPO / "tools/train.py"), "-c", CONFIG, *with_o(overrides)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
-    worker_logs = {p.name: p.read_text(errors="replace") for p in sorted(logs.glob("workerlog.*"))}
-    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]
-                                  + "".join(text[-3000:] for text in worker_logs.values()))
+    worker_logs = train_on_two_ranks(CONFIG, overrides, logs)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["steps"] == epochs * (TEXTS // (BATCH * 2))  # every step takes a batch on each rank
     assert metrics["best_step"] in (TEXTS // (BATCH * 2), metrics["steps"])  # evaluated at each epoch's end
