@@ -119,7 +119,7 @@ def test_failed_parity_leaves_the_previous_export_untouched(mc_checkpoint, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
     monkeypatch.undo()
 
-    def crash(model, export_config):
+    def crash(model, export_config, fp32_tables):
         raise ExportError("simulated crash while quantising")
 
     monkeypatch.setattr(exporter_mod, "DERIVED", {**exporter_mod.DERIVED, "int8": crash})

@@ -73,7 +73,7 @@ def test_cached_window_features_give_the_same_logits(pooling):
 
 
 def test_wide_part_adds_to_the_head_and_needs_the_characters():
-    model = tiny(wide=True, wide_buckets=512)
+    model = tiny(wide=True, wide_buckets=512, wide_ngram_max=3)
     with paddle.no_grad():
         before = model(input_ids=windows_tensor(), char_ids=paddle.to_tensor(CHARS)).numpy()
         model.wide.table.weight.set_value(paddle.full([512, 4], 0.5))
