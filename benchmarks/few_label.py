@@ -33,9 +33,9 @@ from paddle_tag.config import load_config
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
 from paddle_tag.data.sources import prepare
-from paddle_tag.engine.builder import build_trainer
-from paddle_tag.engine.embedder import Embedder
+from paddle_tag.engine.builder import build_run
 from paddle_tag.metrics.knn import knn_accuracy
+from paddle_tag.models.embedder import Embedder
 from paddle_tag.models.pretrained import resolve_pretrained
 from paddle_tag.utils.io import atomic_write_json, atomic_write_text
 
@@ -85,8 +85,8 @@ def prune_e5() -> None:
 
 def knn_scores(config, subsets: dict[tuple[float, int], list[int]]) -> dict[str, float]:
     """kNN top-1 on test of the start's frozen embeddings: bank = all train labels, and each subset."""
-    trainer = build_trainer(config)  # the start exactly as fine-tuning sees it (random init: seeded)
-    embedder = Embedder(trainer.model.encoder, trainer.tokenizer, pooling=config.Model.pooling,
+    trainer = build_run(config)  # the start exactly as fine-tuning sees it (random init: seeded)
+    embedder = Embedder(trainer.model.encoder, trainer.task.tokenizer, pooling=config.Model.pooling,
                         max_tokens=config.Data.max_seq_len, batch_size=64)
     train, test = read_examples(TRAIN), read_examples(TEST)
     labels = LabelSet.from_examples(train)
@@ -134,7 +134,7 @@ def main() -> None:
             out = WORK / key / f"{fraction:g}_seed{seed}"
             config = load_config(config_path, [f"Global.output_dir={out}", f"Global.seed={seed}",
                                                f"Data.train_path={subset}", f"Data.eval_path={dev}", *extra, *budget])
-            result = build_trainer(config).fit()
+            result = build_run(config).fit()
             row = {"start": name, "fraction": fraction, "seed": seed, "labels": len(indices), "steps": result["steps"],
                    "train_s": result["train_time_s"], "macro_f1": round(result["test"]["macro_f1"], 4),
                    "accuracy": round(result["test"]["accuracy"], 4), "date": time.strftime("%Y-%m-%d")}

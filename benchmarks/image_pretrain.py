@@ -29,7 +29,7 @@ import numpy as np
 from paddle_tag.config import load_config
 from paddle_tag.data.images import read_image_set
 from paddle_tag.data.sources import prepare
-from paddle_tag.engine.image_builder import build_image_pretrainer, build_image_trainer
+from paddle_tag.engine.builder import build_run
 from paddle_tag.engine.probe import probe_encoder
 
 WORK = Path("output/bench/image_pretrain")
@@ -53,7 +53,7 @@ def pretrain(method: str, steps: int) -> tuple[str, dict]:
     out = WORK / method
     config = load_config(PRETRAIN[method], [f"Global.output_dir={out}", f"Global.max_steps={steps}",
                                             "Global.eval_every=-1", "Global.resume=false"])
-    result = build_image_pretrainer(config).fit()
+    result = build_run(config).fit()
     return str(out / "best"), {"steps": result["steps"], "train_time_s": result["train_time_s"],
                                "samples_per_s": result["samples_per_s"]}
 
@@ -68,7 +68,7 @@ def mosaic_fine_tune(start: str, checkpoint: str | None, fraction: float, steps:
                                   "Global.eval_every=-1", "Global.resume=false", "Global.progress=false",
                                   "Data.batch_size=64", f"Data.train_path={train}", f"Data.eval_path={dev}",
                                   f"Data.test_path={test}", f"Model.pretrained={checkpoint or 'null'}"])
-    result = build_image_trainer(config).fit()
+    result = build_run(config).fit()
     return {k: round(result["test"][k], 4) for k in ("micro_f1", "macro_f1", "mAP")}
 
 

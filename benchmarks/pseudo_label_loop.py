@@ -25,7 +25,7 @@ import numpy as np
 
 from paddle_tag.config import load_config
 from paddle_tag.data.readers import read_examples
-from paddle_tag.engine.builder import build_trainer
+from paddle_tag.engine.builder import build_run
 from paddle_tag.engine.checkpoint import load_checkpoint
 from paddle_tag.engine.predictor import predict_texts
 from paddle_tag.metrics.clustering import clustering_metrics
@@ -51,7 +51,7 @@ def main() -> None:
     config = load_config("configs/text/thucnews_e5_small_pruned.yaml", [
         f"Global.output_dir={WORK / 'tagger'}", "Global.epochs=1", f"Data.train_path={WORK / 'train.jsonl'}",
         f"Data.eval_path={WORK / 'dev.jsonl'}", "Data.test_path=null", *args.override])
-    result = build_trainer(config).fit()
+    result = build_run(config).fit()
 
     # the discovered tag → the true class most of its training titles have (train labels only)
     true_of = {e.text: e.labels[0] for e in read_examples("data/thucnews/train.jsonl")}

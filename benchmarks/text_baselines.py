@@ -30,7 +30,7 @@ from paddle_tag.config import load_config
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
 from paddle_tag.data.sources import prepare
-from paddle_tag.engine.builder import build_trainer
+from paddle_tag.engine.builder import build_run
 from paddle_tag.metrics import compute_metrics, tune_thresholds
 from paddle_tag.utils.io import atomic_write_json
 
@@ -68,13 +68,13 @@ def tfidf_logreg(config) -> tuple[dict, float, float]:
 
 def fine_tune(config) -> tuple[dict, float, float]:
     started = time.time()
-    result = build_trainer(config).fit()
+    result = build_run(config).fit()
     return result["test"], result["train_time_s"], time.time() - started
 
 
 def e5_frozen_logreg(config) -> tuple[dict, float, float]:
     """multilingual-e5-small as a frozen feature extractor ("query: " + text, mean pooled, whole text)."""
-    from paddle_tag.engine.embedder import Embedder
+    from paddle_tag.models.embedder import Embedder
 
     task = config.Data.task
     splits = [read_examples(p) for p in (config.Data.train_path, config.Data.eval_path, config.Data.test_path)]

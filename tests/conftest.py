@@ -48,14 +48,15 @@ def poetry_small(real_data, tmp_path_factory) -> dict[str, Path]:
 def tiny_checkpoint(thucnews_small, vocab_file, tmp_path_factory) -> Path:
     """A briefly trained tiny multi-class checkpoint on real titles (for eval / predict tests)."""
     from helpers import REPO, tiny_overrides
+
     from paddle_tag.config import load_config
-    from paddle_tag.engine.builder import build_trainer
+    from paddle_tag.engine.builder import build_run
 
     out = tmp_path_factory.mktemp("tiny_ckpt")
     config = load_config(REPO / "configs/text/thucnews_ernie_small.yaml",
                          tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=10,
                                         Data__test_path="null"))
-    build_trainer(config).fit()
+    build_run(config).fit()
     return out / "best"
 
 

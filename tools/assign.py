@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paddle_tag.errors import ConfigError
-from paddle_tag.utils.cli import config_from_args, config_parser, run_cli
+from paddle_tag.config.cli import config_from_args, config_parser, run_cli
 
 
 def main(argv=None) -> int:

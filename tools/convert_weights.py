@@ -19,7 +19,7 @@ from pathlib import Path
 
 from paddle_tag.data.readers import read_examples
 from paddle_tag.errors import ConfigError
-from paddle_tag.utils.cli import run_cli
+from paddle_tag.config.cli import run_cli
 from paddle_tag.utils.io import read_json
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from paddle_tag.utils.cli import config_from_args, config_parser, run_cli
+from paddle_tag.config.cli import config_from_args, config_parser, run_cli
 
 
 def main(argv=None) -> int:

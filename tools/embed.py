@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from paddle_tag.data.readers import read_examples
+from paddle_tag.engine.checkpoint import checkpoint_embedder
 from paddle_tag.errors import ConfigError
-from paddle_tag.utils.cli import run_cli
+from paddle_tag.models.embedder import Embedder
+from paddle_tag.config.cli import run_cli
 from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
 
 
@@ -37,8 +39,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.output.endswith(".npy"):
         raise ConfigError(f"--output must end in .npy, got {args.output}")
-    from paddle_tag.engine.embedder import Embedder
-
     options = {"batch_size": args.batch_size, "max_tokens": args.max_tokens}
     if args.pooling:
         options["pooling"] = args.pooling
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         embedder = Embedder.from_pretrained(args.model, prefix="passage: " if args.prefix is None else args.prefix,
                                             **options)
     else:
-        embedder = Embedder.from_checkpoint(args.checkpoint, prefix=args.prefix or "", **options)
+        embedder = checkpoint_embedder(args.checkpoint, prefix=args.prefix or "", **options)
     texts = [ex.text for ex in read_examples(args.input, require_labels=False)]
     started = time.perf_counter()
     vectors = embedder.embed(texts, progress=True)

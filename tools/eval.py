@@ -19,7 +19,7 @@ from paddle_tag.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from paddle_tag.engine.evaluator import evaluate
 from paddle_tag.errors import ConfigError
 from paddle_tag.metrics import format_report
-from paddle_tag.utils.cli import config_parser, run_cli
+from paddle_tag.config.cli import config_parser, run_cli
 from paddle_tag.utils.io import atomic_write_json
 
 

@@ -13,7 +13,7 @@ from paddle_tag.config import load_config
 from paddle_tag.engine.checkpoint import resolve_checkpoint
 from paddle_tag.errors import ConfigError
 from paddle_tag.export import export_checkpoint, read_manifest
-from paddle_tag.utils.cli import config_parser, run_cli
+from paddle_tag.config.cli import config_parser, run_cli
 
 
 def summary(out, seconds: float) -> str:

@@ -13,7 +13,7 @@ from paddle_tag.data.readers import read_examples
 from paddle_tag.engine.checkpoint import load_checkpoint
 from paddle_tag.engine.predictor import predict_texts
 from paddle_tag.errors import ConfigError
-from paddle_tag.utils.cli import config_parser, run_cli
+from paddle_tag.config.cli import config_parser, run_cli
 
 
 def main(argv=None) -> int:

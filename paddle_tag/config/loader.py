@@ -65,8 +65,9 @@ def deep_merge(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]
 def parse_override(item: str) -> tuple[str, Any]:
     """Split ``Section.key=value`` and parse the value as a YAML scalar.
 
-    Every key is a scalar, so text that YAML would read as a mapping or a list is kept as typed:
-    ``-o Data.text_prefix="query: "`` reaches us (after the shell) as ``query: ``, not ``{query: null}``."""
+    Text that YAML would read as a mapping or a list is kept as typed: ``-o Data.text_prefix="query: "``
+    reaches us (after the shell) as ``query: ``, not ``{query: null}``. The few list keys
+    (``Export.variants``) parse that text themselves in :func:`coerce`, knowing their type."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like Section.key=value")
     dotted, text = item.split("=", 1)
@@ -131,6 +132,8 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin is Union:
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -149,6 +152,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         hint = _suggest(str(value), [str(c) for c in choices])
         raise ConfigError(f"{key}: {value!r} is not allowed; expected {_type_name(tp)}{hint}")
+    elif origin is list:
+        return _coerce_list(value, typing.get_args(tp)[0], key)
     elif tp is type(None):
         if value is None:
             return None
@@ -172,6 +177,22 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _coerce_list(value: Any, item_tp: Any, key: str) -> list:
+    """A list key from a YAML list, or from ``-o`` text: ``[a, b]`` (YAML flow list) or ``a,b`` (comma list)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise ConfigError(f"{key}: {value!r} is not a valid YAML list") from None
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected list of {_type_name(item_tp)}, got {value!r} ({type(value).__name__})")
+    return [coerce(item, item_tp, f"{key}[{i}]") for i, item in enumerate(value)]
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

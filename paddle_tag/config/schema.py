@@ -4,16 +4,32 @@ One dataclass per YAML section. A key exists only if it is a field here, so the 
 unknown keys and name the closest valid one. ``Literal`` types list the allowed values; ``Optional``
 allows ``null``. Keep fields flat (no nested dataclasses inside a section) so every key is
 ``Section.key`` and maps to one line of code.
+
+Each section checks its own value ranges in ``__post_init__``, so a bad value fails as soon as the config
+is loaded, with the key in the message; checks that span sections are in :mod:`paddle_tag.config.validate`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
+from paddle_tag.config.discover_schema import DiscoverConfig
 from paddle_tag.errors import ConfigError
 
-#: Model.name values that are image backbones (keys of paddle_tag.models.backbones.BACKBONES)
+# The allowed names are defined here once: the ``Literal`` types below, the cross-section checks and the
+# backbone table of paddle_tag.models.backbones are built from these tuples.
+#: Model.name values that are text encoder families (e5 models are "bert")
+TEXT_ENCODERS = ("ernie", "bert")
+#: Model.name values that are image backbones: the lower-cased names of PaddleClas constructors
 IMAGE_BACKBONES = ("resnet18", "mobilenetv3_small_x0_35", "pplcnet_x0_25")
+#: Pretrain.method values for text / for images (Data.modality)
+TEXT_METHODS, IMAGE_METHODS = ("simcse",), ("simclr", "moco")
+#: smallest Data.image_size; paddle_tag.data.images imports it and refuses smaller sizes too
+MIN_IMAGE_SIZE = 8
+#: Export.variants values, in the order they are built (fp32 first: the others derive from it)
+EXPORT_VARIANTS = ("fp32", "fp16", "int8")
+#: Export.opset range that paddle2onnx 2.1 and onnxruntime 1.32 both handle for the tagger graph
+MIN_OPSET, MAX_OPSET = 13, 19
 
 
 @dataclass
@@ -32,6 +48,14 @@ class GlobalConfig:
     eval_every: int = 0  # evaluate every N steps (and after each epoch); 0 = after each epoch; -1 = only at the end
     log_every: int = 20  # one progress-bar postfix update every N steps
     progress: bool = True  # show tqdm progress bars
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"Global.epochs must be positive, got {self.epochs}")
+        if self.eval_every < -1:
+            raise ConfigError(f"Global.eval_every must be >= -1 (-1: only at the end), got {self.eval_every}")
+        if self.log_every <= 0:
+            raise ConfigError(f"Global.log_every must be positive, got {self.log_every}")
 
 
 @dataclass
@@ -54,9 +78,14 @@ class DataConfig:
     text_prefix: str = ""  # put before every text by the tokenizer (e5 models want "query: ")
     # image: the *_path keys are .npz files (python tools/prepare_data.py fashion_mnist fashion_mosaic)
     modality: Literal["text", "image"] = "text"
-    image_size: int = 32  # images are resized to image_size × image_size (>= 8)
+    image_size: int = 32  # images are resized to image_size × image_size (>= MIN_IMAGE_SIZE)
 
     def __post_init__(self) -> None:
+        for key in ("batch_size", "eval_batch_size", "max_seq_len"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"Data.{key} must be positive, got {getattr(self, key)}")
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError(f"Data.image_size must be >= {MIN_IMAGE_SIZE}, got {self.image_size}")
         if self.max_windows < 1:
             raise ConfigError(f"Data.max_windows must be >= 1, got {self.max_windows}")
         if self.window_overlap < 0:
@@ -71,8 +100,9 @@ class DataConfig:
 class ModelConfig:
     """The encoder (pretrained or built from the size keys below) and the tagging head."""
 
-    # text encoder family (e5 models are "bert"), or an image backbone (Data.modality=image), see IMAGE_BACKBONES
-    name: Literal["ernie", "bert", "resnet18", "mobilenetv3_small_x0_35", "pplcnet_x0_25"] = "ernie"
+    # a text encoder family (TEXT_ENCODERS), or an image backbone (IMAGE_BACKBONES, with Data.modality=image);
+    # the loader evaluates this hint at runtime, so the Literal is built from the tuples above
+    name: Literal[TEXT_ENCODERS + IMAGE_BACKBONES] = "ernie"
     pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
     prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)
@@ -143,11 +173,21 @@ class OptimizerConfig:
     max_grad_norm: float = 1.0  # 0 disables clipping
     head_lr_scale: float = 1.0  # the classifier head learns at lr * head_lr_scale (a new head starts from nothing)
     # SGD rate of the wide part's n-gram table, for the loss summed over a batch's cells (fastText's are 0.1-1);
-    # it follows the warmup/decay schedule (see paddle_tag/engine/optim.py)
-    wide_lr: float = 1.0
+    # it follows the warmup/decay schedule (see paddle_tag/engine/optim.py). 3 was best on dev among 1, 3, 10
+    # (docs/long_tail_poems_2026-12.md) and is what every wide recipe in configs/ uses
+    wide_lr: float = 3.0
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"Optimizer.lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"Optimizer.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        for key in ("head_lr_scale", "wide_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"Optimizer.{key} must be positive, got {getattr(self, key)}")
 
 
 @dataclass
@@ -164,12 +204,31 @@ class ExportConfig:
     """ONNX export (``tools/export_model.py``): what is written, and how it is checked against Paddle."""
 
     output_dir: str = "output/export"
-    opset: int = 13  # ONNX opset handed to paddle2onnx
-    variants: str = "fp32,fp16,int8"  # comma list of fp32 (required), fp16, int8
+    opset: int = 13  # ONNX opset handed to paddle2onnx (MIN_OPSET..MAX_OPSET)
+    # which of EXPORT_VARIANTS to build; fp32 is required. -o gives a comma string (fp32,int8), kept in order
+    variants: list[str] = field(default_factory=lambda: list(EXPORT_VARIANTS))
     parity_samples: int = 256  # real samples from Data.eval_path run through Paddle and ONNX Runtime
     fp32_atol: float = 1e-4  # largest |logit difference| FP32 ONNX may show; above it the export is refused
     max_seq_len: Optional[int] = None  # tokenizer truncation length; null = Data.max_seq_len
     int8_keep_fp32: Literal["none", "ffn_out"] = "none"  # ffn_out: feed-forward output MatMuls stay FP32
+
+    def __post_init__(self) -> None:
+        given = self.variants
+        items = [given] if isinstance(given, str) else given  # ExportConfig(variants="fp32,int8") works too
+        names = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+        unknown = [n for n in names if n not in EXPORT_VARIANTS]
+        if unknown:
+            raise ConfigError(f"Export.variants: unknown variant(s) {unknown}; "
+                              f"choose from {', '.join(EXPORT_VARIANTS)}")
+        if "fp32" not in names:
+            raise ConfigError(f"Export.variants must include fp32 (the reference model), got {given!r}")
+        self.variants = [v for v in EXPORT_VARIANTS if v in names]  # build order, no repeats
+        if not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise ConfigError(f"Export.opset={self.opset} must be between {MIN_OPSET} and {MAX_OPSET}")
+        if self.fp32_atol < 0:
+            raise ConfigError(f"Export.fp32_atol must be >= 0, got {self.fp32_atol}")
+        if self.parity_samples <= 0:
+            raise ConfigError(f"Export.parity_samples must be positive, got {self.parity_samples}")
 
 
 @dataclass
@@ -180,10 +239,10 @@ class PretrainConfig:
     probabilities are above 0); InfoNCE with in-batch negatives, gathered across data-parallel ranks.
     ``simclr`` / ``moco`` (``Data.modality: image``): two augmented views of each image, NT-Xent with
     in-batch negatives / InfoNCE against a momentum encoder's keys and a queue of negatives (MoCo v2 uses
-    temperature 0.2); see :mod:`paddle_tag.engine.image_pretrainer`.
+    temperature 0.2); see :mod:`paddle_tag.engine.tasks.moco`.
     """
 
-    method: Optional[Literal["simcse", "simclr", "moco"]] = None  # simcse: text; simclr / moco (v2): images
+    method: Optional[Literal[TEXT_METHODS + IMAGE_METHODS]] = None  # simcse: text; simclr / moco (v2): images
     temperature: float = 0.05  # SimCSE's value
     projection_layers: int = 1  # MLP layers of the projection head; 0 = the loss sees the pooled embedding
     projection_hidden: int = 0  # hidden size of a multi-layer head; 0 = the encoder's hidden size
@@ -205,72 +264,23 @@ class PretrainConfig:
     momentum: float = 0.99
     bn_splits: int = 4  # sub-batches with their own BatchNorm statistics (single-device shuffle-BN), MoCo only
 
-
-@dataclass
-class DiscoverConfig:
-    """Tag discovery (``tools/discover.py``): embed → reduce → cluster → name, over ``Data.train_path``'s texts.
-
-    Similarities (``min_similarity``, ``outlier_threshold``, ``merge_threshold``) are cosines in the reduced space
-    the clusters are found in (PCA centres the data, so they spread over [-1, 1] for any embedder); the tags'
-    centroids and the items' scores are in the embedder's space, where ``tools/assign.py`` compares new items.
-    ``Global.seed`` seeds every random step.
-    """
-
-    embedder: Literal["e5", "tfidf", "checkpoint"] = "e5"  # e5 = a pretrained encoder dir; checkpoint = a tagger
-    model: str = "multilingual-e5-small"  # model directory / models-cache name (e5), or a checkpoint directory
-    prefix: str = "query: "  # put before every text by pretrained encoders (e5 wants "query: " for clustering)
-    batch_size: int = 64  # encoder batch size
-    tfidf_dim: int = 256  # tfidf: TruncatedSVD components of the character 1-2 gram TF-IDF matrix
-    reduce: Literal["pca", "umap", "none"] = "pca"
-    dim: int = 32  # reduced dimension (pca / umap)
-    cluster: Literal["kmeans", "hdbscan"] = "kmeans"
-    k: int = 0  # k-means clusters; 0 = chosen in k_min..k_max (best silhouette on a sample; discover/kmeans.py)
-    k_min: int = 5
-    k_max: int = 30
-    k_step: int = 1  # candidate k values: k_min, k_min + k_step, ..., k_max
-    sample_size: int = 5000  # items (fixed-seed sample) the automatic choice of k is computed on
-    kmeans_iters: int = 25
-    kmeans_redo: int = 3  # k-means restarts (faiss nredo) of a given k / of the k search's over-clustering
-    min_cluster_size: int = 15  # hdbscan
-    min_similarity: float = 0.0  # cluster members less similar than this to their centroid become outliers
-    outlier_threshold: float = 0.3  # outliers join the nearest centroid when their cosine to it is >= this
-    merge_threshold: float = 0.95  # clusters whose centroids are at least this similar are merged
-    top_keywords: int = 10  # keywords kept per tag
-    min_df: int = 2  # a word must occur in at least this many items to be a keyword
-    min_word_len: int = 2  # shorter words (single characters) are not keywords
-    label_words: int = 3  # keywords joined with "·" into the tag name
-    rerank_keywords: bool = False  # encoders only: order candidate keywords by similarity to the centroid
-    stopwords_path: Optional[str] = "data/peoples_daily/stopwords.txt"  # python tools/prepare_data.py peoples_daily
-    samples_per_tag: int = 3  # sample items per tag in the report
-    db_url: Optional[str] = None  # SQLAlchemy URL; null = sqlite:///<Global.output_dir>/tags.db
-    # CPU threads for BLAS / OpenMP / faiss during discovery; 0 = the libraries' default (OMP_NUM_THREADS).
-    # 1 on a shared machine: spinning BLAS threads there cost 3-4x the CPU time (measured on 2 busy cores)
-    threads: int = 0
-
     def __post_init__(self) -> None:
-        # the loader checks types; these are the value ranges, checked as soon as the section is built
-        positive = ("batch_size", "tfidf_dim", "dim", "k_min", "k_max", "k_step", "sample_size", "kmeans_iters",
-                    "kmeans_redo", "top_keywords", "min_df", "min_word_len", "label_words", "samples_per_tag")
-        for key in positive:
-            value = getattr(self, key)
-            if value < 1:
-                raise ConfigError(f"Discover.{key} must be >= 1, got {value}")
-        if self.threads < 0:
-            raise ConfigError(f"Discover.threads must be >= 0 (0 = the libraries' default), got {self.threads}")
-        if self.k < 0 or self.k == 1:
-            raise ConfigError(f"Discover.k must be 0 (automatic) or >= 2, got {self.k}")
-        if self.k_min < 2 or self.k_max < self.k_min:
-            raise ConfigError(f"Discover.k_min..k_max must satisfy 2 <= k_min <= k_max, got {self.k_min}..{self.k_max}")
-        if self.min_cluster_size < 2:
-            raise ConfigError(f"Discover.min_cluster_size must be >= 2, got {self.min_cluster_size}")
-        for key in ("min_similarity", "outlier_threshold", "merge_threshold"):
-            if not -1.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(f"Discover.{key} is a cosine similarity in [-1, 1], got {getattr(self, key)}")
-        if self.sample_size < 2 * self.k_max and self.k == 0:
-            raise ConfigError(f"Discover.sample_size={self.sample_size} is too small to choose k up to "
-                              f"k_max={self.k_max}; use at least {2 * self.k_max}")
-        if not self.model.strip():
-            raise ConfigError("Discover.model must name a model directory, a models-cache name or a checkpoint")
+        if self.temperature <= 0:
+            raise ConfigError(f"Pretrain.temperature must be positive, got {self.temperature}")
+        if self.projection_layers < 0 or self.projection_hidden < 0 or self.projection_dim < 0:
+            raise ConfigError("Pretrain.projection_layers / projection_hidden / projection_dim must be >= 0")
+        for name in ("word_deletion", "word_swap", "synonym_replace", "char_mask"):
+            p = getattr(self, name)
+            if not 0 <= p <= 1:
+                raise ConfigError(f"Pretrain.{name} is a probability in [0, 1], got {p}")
+        if self.knn_max_items < 0 or self.knn_k < 1 or self.knn_temperature <= 0:
+            raise ConfigError("Pretrain.knn_max_items must be >= 0, knn_k >= 1 and knn_temperature > 0")
+        if self.method == "moco":  # the MoCo keys mean nothing to the other methods: their defaults stay unchecked
+            if self.queue_size < 1 or not 0.0 <= self.momentum <= 1.0:
+                raise ConfigError(f"MoCo needs Pretrain.queue_size >= 1 and Pretrain.momentum in [0, 1], got "
+                                  f"{self.queue_size} and {self.momentum}")
+            if self.bn_splits < 1:  # whether it divides Data.batch_size is checked by config.validate
+                raise ConfigError(f"MoCo needs Pretrain.bn_splits >= 1, got {self.bn_splits}")
 
 
 @dataclass

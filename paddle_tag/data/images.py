@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from paddle_tag.config.schema import MIN_IMAGE_SIZE  # defined with Data.image_size, whose range it is
 from paddle_tag.data.augment.image import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
@@ -38,8 +39,6 @@ from paddle_tag.data.augment.image import (
 )
 from paddle_tag.data.dataset import Batch
 from paddle_tag.errors import DataError
-
-MIN_IMAGE_SIZE = 8
 
 
 @dataclass

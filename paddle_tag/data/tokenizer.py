@@ -23,6 +23,7 @@ from typing import Literal, Optional, Sequence
 
 import numpy as np
 
+from paddle_tag.data.wordpiece import build_tokenizer
 from paddle_tag.errors import ConfigError, DataError, ModelLoadError
 from paddle_tag.utils.io import atomic_write_text
 from paddle_tag.utils.quiet import quiet_paddlenlp
@@ -130,7 +131,6 @@ class TextTokenizer:
 
 
 def _from_vocab(vocab_file: Path, config_dir: Optional[Path] = None) -> TextTokenizer:
-    from paddle_tag.data.wordpiece import build_tokenizer
 
     return TextTokenizer(build_tokenizer(vocab_file, config_dir))
 

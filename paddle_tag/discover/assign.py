@@ -27,8 +27,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 from paddle_tag.data.readers import iter_json_lines
+from paddle_tag.discover.embed import embed_texts
+from paddle_tag.discover.pipeline import database_url
+from paddle_tag.discover.store import TagStore
 from paddle_tag.discover.taxonomy import Assignment, Item
-from paddle_tag.errors import DataError, StoreError
+from paddle_tag.errors import ConfigError, DataError, StoreError
+from paddle_tag.models.pretrained import resolve_pretrained
 
 
 @dataclass
@@ -198,13 +202,11 @@ def check_embedder(config, version) -> None:
     ``version.embedder`` is what the pipeline recorded (``DiscoveryPipeline.embedder_name``): the resolved model
     directory, or ``tfidf``, whose space is fitted to the discovery run's own texts and cannot take new ones.
     """
-    from paddle_tag.errors import ConfigError
 
     if version.embedder == "tfidf" or config.Discover.embedder == "tfidf":
         raise ConfigError("incremental assignment needs an encoder embedder: a tfidf space is fitted to the "
                           "discovery run's own texts, so new items cannot be embedded into it (discover with "
                           "Discover.embedder=e5 or checkpoint)")
-    from paddle_tag.models.pretrained import resolve_pretrained
 
     model = config.Discover.model
     mine = str(Path(resolve_pretrained(model) or model).resolve())
@@ -217,10 +219,6 @@ def check_embedder(config, version) -> None:
 def assign_file(config, path: str | Path, params: Optional[AssignParams] = None) -> AssignReport:
     """``tools/assign.py``: read ``path``'s items, embed the ones the current taxonomy has not seen with the
     config's ``Discover`` embedder, assign them and write to the database at ``Discover.db_url``."""
-    from paddle_tag.discover.embed import embed_texts
-    from paddle_tag.discover.pipeline import database_url
-    from paddle_tag.discover.store import TagStore
-    from paddle_tag.errors import ConfigError
 
     items = read_new_items(path)
     with TagStore(database_url(config), create=False) as store:

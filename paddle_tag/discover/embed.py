@@ -2,7 +2,7 @@
 
 Two kinds of embedder, picked by ``Discover.embedder`` through :data:`EMBEDDERS`:
 
-* ``e5`` / ``checkpoint``: a paddle_tag encoder through :class:`paddle_tag.engine.embedder.Embedder` — a model
+* ``e5`` / ``checkpoint``: a paddle_tag encoder through :class:`paddle_tag.models.embedder.Embedder` — a model
   directory (the converted ``multilingual-e5-small``, a contrastive-pretraining ``best/``) or a fine-tuned
   tagger checkpoint. Mean-pooled (or the checkpoint's pooling), normalised, batched with a progress bar.
 * ``tfidf``: character 1-2 gram TF-IDF reduced by TruncatedSVD to ``Discover.tfidf_dim``, normalised — no model,
@@ -26,7 +26,10 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from paddle_tag.config import Config
-from paddle_tag.errors import ConfigError, DataError
+from paddle_tag.engine.checkpoint import checkpoint_embedder
+from paddle_tag.errors import ConfigError, DataError, ModelLoadError
+from paddle_tag.models.embedder import Embedder
+from paddle_tag.models.pretrained import resolve_pretrained
 from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
@@ -99,11 +102,10 @@ class EncoderEmbedder:
     def load(self):
         """The underlying :class:`Embedder`, loaded once (a model load costs seconds, so only when needed)."""
         if self._embedder is None:
-            from paddle_tag.engine.embedder import Embedder
 
             options = {"batch_size": self.batch_size, "max_tokens": self.max_tokens}
             if self.checkpoint:  # the checkpoint's tokenizer carries its own prefix; pooling is the checkpoint's
-                self._embedder = Embedder.from_checkpoint(self.model, prefix="", **options)
+                self._embedder = checkpoint_embedder(self.model, prefix="", **options)
             else:
                 self._embedder = Embedder.from_pretrained(self.model, prefix=self.prefix, pooling="mean", **options)
         return self._embedder
@@ -148,8 +150,6 @@ def _model_fingerprint(directory: Path) -> str:
 
 def model_directory(config: Config) -> Path:
     """The directory ``Discover.model`` names: a checkpoint path, or a model path / models-cache name."""
-    from paddle_tag.errors import ModelLoadError
-    from paddle_tag.models.pretrained import resolve_pretrained
 
     d = config.Discover
     kind = "checkpoint" if d.embedder == "checkpoint" else "model"

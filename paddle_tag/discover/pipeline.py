@@ -15,6 +15,7 @@ broken JSON, a missing ``text`` or an empty file are errors naming the file and 
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,14 +24,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from paddle_tag.config import Config
+from paddle_tag.config import Config, save_config
+from paddle_tag.data.readers import iter_json_lines
 from paddle_tag.discover.cluster import build_clusterer, resolve_outliers
 from paddle_tag.discover.embed import EncoderEmbedder, build_embedder, embed_with, model_directory, thread_limit
 from paddle_tag.discover.name import build_namer, merge_similar
 from paddle_tag.discover.reduce import build_reducer
-from paddle_tag.data.readers import iter_json_lines
+from paddle_tag.discover.report import write_report
 from paddle_tag.discover.taxonomy import Assignment, Item, Tag, Taxonomy
 from paddle_tag.errors import ConfigError, DataError
+from paddle_tag.metrics.clustering import clustering_metrics
+from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -202,12 +206,7 @@ def write_run(config: Config, corpus: Corpus, result: DiscoveryResult,
     the resolved ``config.yaml``; with ``pseudo_labels``, assigned items as training JSONL
     ``{"text", "labels": [tag name]}``.
     """
-    import io
 
-    from paddle_tag.config import save_config
-    from paddle_tag.discover.report import write_report
-    from paddle_tag.metrics.clustering import clustering_metrics
-    from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, write_jsonl
 
     out, taxonomy = Path(config.Global.output_dir), result.taxonomy
     out.mkdir(parents=True, exist_ok=True)

@@ -213,14 +213,6 @@ class TagStore:
             if centroids:
                 self._set_centroids(conn, version, tag_ids, centroids, now)
 
-    def update_centroids(self, version_id: int, centroids: dict[int, tuple[np.ndarray, int]]) -> None:
-        """Set tags' centroids and sizes (``{tag key: (centroid, size)}``) in one transaction."""
-        now = datetime.now(timezone.utc)
-        with self._transaction() as conn:
-            version = self._require_version_current(conn, version_id)
-            tag_ids = {info.key: info.id for info in edits.tags_of(conn, version_id)}
-            self._set_centroids(conn, version, tag_ids, centroids, now)
-
     # ---- helpers -------------------------------------------------------------------------------------------
     def _require_version_current(self, conn: Connection, version_id: int) -> VersionInfo:
         version = edits.current_version(conn)

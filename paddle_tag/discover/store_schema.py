@@ -17,13 +17,6 @@ from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Inde
 
 metadata = MetaData()
 
-schema_version = Table(
-    "schema_version", metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("description", String(200), nullable=False),
-    Column("applied", DateTime(timezone=True), nullable=False),
-)
-
 taxonomy_versions = Table(
     "taxonomy_versions", metadata,
     Column("id", Integer, primary_key=True),
@@ -81,6 +74,14 @@ audit = Table(
     Column("tag_key", Integer, nullable=True),
     Column("old", JSON, nullable=True),
     Column("new", JSON, nullable=True),
+)
+
+# one row per applied migration (see store_migrations): the database's schema version is the newest row
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -16,10 +16,12 @@ no weight decay; ``best/`` on the dev split is what stops it from memorising.
 """
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import paddle
 
 from paddle_tag.config.schema import OptimizerConfig
-from paddle_tag.errors import ConfigError
 from paddle_tag.models.tagger import HEAD_PREFIXES
 from paddle_tag.utils.quiet import quiet_paddlenlp
 
@@ -67,13 +69,6 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
     quiet_paddlenlp()
     from paddlenlp.transformers import LinearDecayWithWarmup
 
-    if cfg.lr <= 0:
-        raise ConfigError(f"Optimizer.lr must be positive, got {cfg.lr}")
-    if not 0 <= cfg.warmup_ratio < 1:
-        raise ConfigError(f"Optimizer.warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
-    for key in ("head_lr_scale", "wide_lr"):
-        if getattr(cfg, key) <= 0:
-            raise ConfigError(f"Optimizer.{key} must be positive, got {getattr(cfg, key)}")
     scheduler = LinearDecayWithWarmup(cfg.lr, max(total_steps, 1), cfg.warmup_ratio)
     decay = {p.name for n, p in model.named_parameters() if not any(key in n for key in NO_DECAY)}
     sparse = sparse_parameters(model)
@@ -97,3 +92,42 @@ def build_optimizer(cfg: OptimizerConfig, model: paddle.nn.Layer, total_steps: i
     sgd = paddle.optimizer.SGD(learning_rate=scheduler, parameters=[
         {"params": tables, "learning_rate": cfg.wide_lr * loss_cells / cfg.lr}])
     return JointOptimizer(optimizer, sgd), scheduler
+
+
+def flatten_optimizer_state(state: dict, to_structured: dict[str, str]) -> tuple[dict, dict]:
+    """Optimizer state as (tensors for safetensors, JSON-able extras), keyed by structured parameter names.
+
+    Paddle keys accumulators by generated parameter names (``linear_3.w_0_moment1_0``) that depend on build
+    order; structured names (``classifier.weight|moment1_0``) survive any rebuild. Nested tensor dicts
+    (``master_weights`` under AMP O2) are flattened as ``master_weights/<name>``. ``to_structured`` maps
+    Paddle parameter names to structured names."""
+    def rename(key: str) -> str:
+        if key in to_structured:
+            return f"{to_structured[key]}|"
+        param = max((p for p in to_structured if key.startswith(p + "_")), key=len, default=None)
+        if param is None:
+            raise RuntimeError(f"optimizer state {key!r} belongs to no model parameter")
+        return f"{to_structured[param]}|{key[len(param) + 1:]}"
+
+    tensors, extra = {}, {}
+    for key, value in state.items():
+        if isinstance(value, paddle.Tensor):
+            tensors[rename(key)] = np.ascontiguousarray(value.numpy())
+        elif isinstance(value, dict) and any(isinstance(v, paddle.Tensor) for v in value.values()):
+            for sub, tensor in value.items():
+                tensors[f"{key}/{rename(sub)}"] = np.ascontiguousarray(tensor.numpy())
+        else:
+            extra[key] = value
+    return tensors, extra
+
+
+def unflatten_optimizer_state(tensors: dict[str, np.ndarray], extra: dict, to_paddle: dict[str, str]) -> dict:
+    """Inverse of :func:`flatten_optimizer_state`; ``to_paddle`` maps structured names to Paddle names."""
+    state: dict[str, Any] = dict(extra)
+    for key, value in tensors.items():
+        group, _, key = key.rpartition("/")
+        structured, suffix = key.split("|", 1)
+        name = to_paddle[structured] + (f"_{suffix}" if suffix else "")
+        target = state.setdefault(group, {}) if group else state
+        target[name] = paddle.to_tensor(value)
+    return state

@@ -24,7 +24,8 @@ def plot_curves(history: dict, path: str | os.PathLike, metric_keys: tuple[str, 
     if evals:
         if "loss" in evals[0]:
             ax_loss.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o-", color="C3", label="eval loss")
-        keys = metric_keys or tuple(k for k in ("accuracy", "macro_f1", "micro_f1", "mAP") if k in evals[0])
+        wanted = metric_keys or ("accuracy", "macro_f1", "micro_f1", "mAP")
+        keys = tuple(k for k in wanted if k in evals[0] and k != "loss")  # eval loss is on the left
         for key in keys:
             ax_metric.plot([r["step"] for r in evals], [r[key] for r in evals], "o-", label=key)
     ax_loss.set_xlabel("step")

@@ -14,26 +14,25 @@ import numpy as np
 import paddle
 
 from paddle_tag.config import Config
+from paddle_tag.data.images import read_image_set
 from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.readers import read_examples
+from paddle_tag.engine.checkpoint import load_backbone
 from paddle_tag.errors import ConfigError, DataError
 from paddle_tag.metrics.knn import knn_accuracy
 from paddle_tag.metrics.linear_probe import linear_probe
+from paddle_tag.models.backbones import ImageEncoder
+from paddle_tag.models.embedder import Embedder
+from paddle_tag.models.image import ContrastiveImageModel, embed_images
 
 
 def _image_features(config: Config, checkpoint: Optional[str], paths: tuple[str, str],
                     max_items: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    from paddle_tag.data.images import read_image_set
-    from paddle_tag.engine.image_checkpoint import load_pretrained_backbone
-    from paddle_tag.engine.image_pretrainer import embed_images
-    from paddle_tag.models.backbones import ImageEncoder
-    from paddle_tag.models.image import ContrastiveImageModel
-
     paddle.seed(config.Global.seed)
     with paddle.utils.unique_name.guard():
         encoder = ImageEncoder(config.Model.name)
     if checkpoint:
-        load_pretrained_backbone(encoder, checkpoint)
+        load_backbone(encoder, checkpoint)
     model = ContrastiveImageModel(encoder)
     model.eval()
     sets = [read_image_set(p).subset(max_items, seed) for seed, p in enumerate(paths)]
@@ -49,8 +48,6 @@ def _image_features(config: Config, checkpoint: Optional[str], paths: tuple[str,
 
 def _text_features(config: Config, checkpoint: Optional[str], paths: tuple[str, str],
                    max_items: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    from paddle_tag.engine.embedder import Embedder
-
     if not checkpoint:
         raise ConfigError("probing a text encoder needs -o Global.checkpoint=<a pretraining run's best/ or last/>")
     embedder = Embedder.from_pretrained(checkpoint, pooling=config.Model.pooling, prefix=config.Data.text_prefix,

@@ -1,164 +1,184 @@
-"""The training loop: seeded, resumable after a kill, data-parallel ready, with progress bars.
+"""The one fit loop of every task: seeded, resumable after a kill, data-parallel ready, with progress bars.
 
-Reproducibility: the batch order of an epoch is drawn from ``seed + epoch`` and the dropout RNG is
-re-seeded from ``(seed, step)`` before every step, so the step counter *is* the RNG state and a run
-resumed from ``last/`` ends with the same weights and metrics as an uninterrupted one.
+Reproducibility: the batch order of an epoch is drawn from ``seed + epoch`` and the dropout RNG is re-seeded from
+``(seed, step)`` before every step, so the step counter *is* the RNG state (:mod:`.state`) and a run resumed from
+``last/`` ends with the same weights and metrics as an uninterrupted one.
+
+Evaluation runs every ``Global.eval_every`` steps, at the end of every epoch and at the last step (with
+``Global.eval_every: -1`` only at the last step); each writes ``last/`` (with optimizer and loop state) and, when
+the task's ``best_metric`` improved, ``best/``.
 """
 from __future__ import annotations
 
-import logging
+import math
+import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import paddle
 from tqdm.auto import tqdm
 
 from paddle_tag.config import Config, save_config
-from paddle_tag.data.dataset import TaggingDataset, epoch_order
-from paddle_tag.data.labels import LabelSet
-from paddle_tag.engine.checkpoint import (
-    load_checkpoint,
-    restore_training,
-    resume_checkpoint,
-    save_checkpoint,
-)
-from paddle_tag.engine.evaluator import evaluate, to_tensors
-from paddle_tag.engine.loop import new_state, optimizer_step, run_epochs
+from paddle_tag.data.dataset import epoch_order
+from paddle_tag.engine.checkpoint import Training, restore_training, resume_checkpoint, save_checkpoint
 from paddle_tag.engine.optim import JointOptimizer, build_optimizer
 from paddle_tag.engine.plots import plot_curves
 from paddle_tag.engine.runtime import Runtime
-from paddle_tag.errors import ConfigError, ModelLoadError
-from paddle_tag.metrics import format_report
-from paddle_tag.models import Tagger
-from paddle_tag.utils.io import atomic_write_json, atomic_write_text
-
-log = logging.getLogger("paddle_tag")
-
-
-def best_metric_name(config: Config) -> str:
-    if config.Metric.best != "auto":
-        return config.Metric.best
-    return "macro_f1" if config.Data.task == "multi_class" else "micro_f1"
+from paddle_tag.engine.state import TrainState, scaler_state
+from paddle_tag.engine.tasks.base import Task
+from paddle_tag.errors import ConfigError
+from paddle_tag.utils.io import atomic_write_json
 
 
 class Trainer:
-    """Fits a :class:`Tagger` on a train set, evaluating on an eval set and keeping ``best/`` and ``last/``."""
+    """Fits ``task.model`` to ``Global.epochs`` (or ``Global.max_steps``), keeping ``best/`` and ``last/``."""
 
-    def __init__(self, config: Config, runtime: Runtime, model: Tagger, loss_fn: paddle.nn.Layer, tokenizer,
-                 labels: LabelSet, train_set: TaggingDataset, eval_set: TaggingDataset,
-                 test_set: Optional[TaggingDataset] = None):
-        self.config, self.runtime = config, runtime
-        self.model, self.loss_fn, self.tokenizer, self.labels = model, loss_fn, tokenizer, labels
-        self.train_set, self.eval_set, self.test_set = train_set, eval_set, test_set
+    def __init__(self, config: Config, runtime: Runtime, task: Task) -> None:
+        self.config, self.runtime, self.task = config, runtime, task
         self.out = Path(config.Global.output_dir)
-        self.task = config.Data.task
-        self.best_key = best_metric_name(config)
         self.steps_per_epoch = len(self._epoch_batches(0))
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"no training batches: {len(train_set)} examples, Data.batch_size="
+            full = "full " if task.drop_last else ""
+            raise ConfigError(f"no {full}training batch: {task.num_examples()} examples, Data.batch_size="
                               f"{config.Data.batch_size}, {runtime.world_size} worker(s)")
         total = config.Global.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.Global.max_steps) if config.Global.max_steps > 0 else total
-        # the loss is a mean over a batch's cells: batch × tags (BCE and its kin) or batch (cross-entropy)
-        cells = config.Data.batch_size * (model.num_labels if config.Data.task == "multi_label" else 1)
-        self.optimizer, self.scheduler = build_optimizer(config.Optimizer, model, self.total_steps, cells)
+        self.optimizer, self.scheduler = build_optimizer(config.Optimizer, task.model, self.total_steps,
+                                                         task.loss_cells())
         if runtime.amp_level == "O2":  # low-precision parameters, fp32 master weights in the optimizer(s)
             parts = list(getattr(self.optimizer, "parts", [self.optimizer]))
-            model, parts = paddle.amp.decorate(models=model, optimizers=parts, level="O2",
-                                               dtype=runtime.amp_dtype, master_weight=True)
-            self.model, self.optimizer = model, JointOptimizer(*parts) if len(parts) > 1 else parts[0]
+            task.model, parts = paddle.amp.decorate(models=task.model, optimizers=parts, level="O2",
+                                                    dtype=runtime.amp_dtype, master_weight=True)
+            self.optimizer = JointOptimizer(*parts) if len(parts) > 1 else parts[0]
         self.scaler = runtime.grad_scaler()
-        self.parallel_model = paddle.DataParallel(model) if runtime.world_size > 1 else model
-        self.thresholds: Optional[np.ndarray] = None
-        self.state = new_state()
+        self.forward = paddle.DataParallel(task.model) if runtime.world_size > 1 else task.model
+        self.state = TrainState()
 
-    # -- public -------------------------------------------------------------------------------------
+    @property
+    def model(self) -> paddle.nn.Layer:
+        return self.task.model
+
+    # -- public -------------------------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train to ``Global.epochs`` (or ``Global.max_steps``); return the contents of ``metrics.json``."""
+        """Train; return the contents of the run's ``metrics.json``."""
         if self.runtime.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
-            self.labels.save(self.out / "labels.json")
         self._maybe_resume()
-        self.model.train()
-        run_epochs(self.state, self.config.Global, self.total_steps, batches_for_epoch=self._epoch_batches,
-                   train_step=lambda indices, step: self._train_step(self.train_set.batch(indices), step),
-                   evaluate=self._evaluate_and_save, current_lr=self.scheduler.get_lr,
-                   show_progress=self.runtime.is_main)
+        self.task.on_fit_start(self.out)
+        # a fresh name scope: the optimizer names its accumulators when the first step creates them, and the state
+        # a resume loads is keyed by a fresh process's names (without it, resuming in a process that already
+        # trained, a notebook or a test, fails in optimizer.step)
+        with paddle.utils.unique_name.guard():
+            self._run_epochs()
         return self._finish()
 
-    # -- steps --------------------------------------------------------------------------------------
+    # -- the loop -----------------------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        return epoch_order(len(self.train_set), self.config.Data.batch_size, self.config.Global.seed, epoch,
-                           shuffle=True, rank=self.runtime.rank, world_size=self.runtime.world_size)
+        return epoch_order(self.task.num_examples(), self.config.Data.batch_size, self.config.Global.seed, epoch,
+                           shuffle=True, rank=self.runtime.rank, world_size=self.runtime.world_size,
+                           drop_last=self.task.drop_last)
 
-    def _train_step(self, batch, step: int) -> float:
+    def _run_epochs(self) -> None:
+        cfg, state = self.config.Global, self.state
+        bar = tqdm(total=self.total_steps, initial=state.global_step, desc="train", dynamic_ncols=True,
+                   disable=not (cfg.progress and self.runtime.is_main))
+        started, running = time.time(), []
+        while state.global_step < self.total_steps and state.epoch < cfg.epochs:
+            batches = self._epoch_batches(state.epoch)
+            for indices in batches[state.batch_in_epoch:]:
+                running.append(self._train_step(indices, state.global_step))
+                state.global_step += 1
+                state.batch_in_epoch += 1
+                step = state.global_step
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == self.total_steps:
+                    record = {"step": step, "loss": float(np.mean(running)), "lr": float(self.scheduler.get_lr())}
+                    state.history["train"].append(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", epoch=state.epoch + 1)
+                    running = []
+                if (cfg.eval_every > 0 and step % cfg.eval_every == 0) or step == self.total_steps:
+                    started = self._timed_evaluate(started)
+                if step >= self.total_steps:
+                    break
+            if state.batch_in_epoch >= len(batches):
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                evals = state.history["eval"]
+                if cfg.eval_every >= 0 and (evals[-1]["step"] if evals else -1) != state.global_step:
+                    started = self._timed_evaluate(started)
+        bar.close()
+
+    def _train_step(self, indices: np.ndarray, step: int) -> float:
+        """Seed, forward, backward, (loss-scaled) step, advance the schedule; a non-finite loss stops the run
+        before it can poison the weights or a checkpoint."""
         paddle.seed(self.config.Global.seed * 1_000_003 + step)  # the step is the RNG state
-        targets = paddle.to_tensor(batch.targets)
-        with self.runtime.autocast():
-            logits = self.parallel_model(**to_tensors(batch.inputs))
-        loss = self.loss_fn(logits.astype("float32"), targets)
-        return optimizer_step(loss, self.optimizer, self.scheduler, self.scaler, step)
+        loss = self.task.batch_loss(self.forward, indices, step)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss is {value} at step {step}; lower Optimizer.lr or check the data")
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            for part in getattr(self.optimizer, "parts", [self.optimizer]):  # a JointOptimizer steps each part
+                self.scaler.step(part)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.optimizer.clear_grad()
+        self.scheduler.step()
+        return value
 
+    def _timed_evaluate(self, started: float) -> float:
+        self.state.train_time_s += time.time() - started  # evaluation is not training time
+        self._evaluate_and_save(self.state.global_step)
+        return time.time()
+
+    # -- evaluation and checkpoints -----------------------------------------------------------------------
     def _evaluate_and_save(self, step: int) -> None:
-        metric_cfg = self.config.Metric
-        metrics, thresholds = evaluate(self.model, self.eval_set, self.task, self.labels,
-                                       tune=metric_cfg.tune_thresholds, default_threshold=metric_cfg.default_threshold,
-                                       batch_size=self.config.Data.eval_batch_size,
-                                       progress=self.config.Global.progress and self.runtime.is_main)
-        if self.best_key not in metrics:
-            valid = sorted(k for k, v in metrics.items() if isinstance(v, float))
-            raise ConfigError(f"Metric.best={self.best_key!r} is not a metric of {self.task}; choose from {valid}")
-        self.thresholds = thresholds
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        epoch = round(step / self.steps_per_epoch, 2)
-        self.state["history"]["eval"].append({"step": step, "epoch": epoch, **scalars})
-        improved = self.state["best"] is None or metrics[self.best_key] > self.state["best"][self.best_key]
+        state, task = self.state, self.task
+        metrics = task.evaluate(step)
+        train = state.history["train"]
+        record = {"step": step, "epoch": round(step / self.steps_per_epoch, 2),
+                  "train_loss": train[-1]["loss"] if train else None,
+                  **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        state.history["eval"].append(record)
+        key = task.best_metric or "step"
+        improved = state.best is None or record[key] > state.best[key]
         if improved:
-            self.state["best"], self.state["best_step"] = scalars, step
-        shown = " ".join(f"{k}={scalars[k]:.4f}" for k in ("loss", "accuracy", "macro_f1", "micro_f1", "mAP")
-                         if k in scalars)
-        tqdm.write(f"[eval] step {step}/{self.total_steps} epoch {epoch:g}: {shown}"
-                   f"{'  (best)' if improved else ''}")
+            state.best, state.best_step = record, step
+        shown = " ".join(f"{k}={record[k]:.4f}" for k in task.shown_metrics if k in record) or "no monitor"
+        tqdm.write(f"[eval] step {step}/{self.total_steps} epoch {record['epoch']:g}: {shown}"
+                   f"{'  (best)' if improved and task.best_metric else ''}")
         if not self.runtime.is_main:
             return
-        common = dict(model=self.model, tokenizer=self.tokenizer, labels=self.labels, thresholds=thresholds,
-                      config=self.config, metrics={"step": step, **metrics})
+        state.scaler = scaler_state(self.scaler)
+        common = dict(kind=task.kind, config=self.config, metrics={**metrics, **record}, step=step)
         if improved:
-            save_checkpoint(self.out / "best", **common)
-        save_checkpoint(self.out / "last", **common, optimizer=self.optimizer, trainer_state=self.state)
-        plot_curves(self.state["history"], self.out / "curves.png")
+            save_checkpoint(self.out / "best", write_payload=lambda d: task.write_weights(d, training=False), **common)
+        save_checkpoint(self.out / "last", write_payload=lambda d: task.write_weights(d, training=True),
+                        training=Training(task.model, self.optimizer, state), **common)
+        plot_curves(state.history, self.out / "curves.png", metric_keys=task.shown_metrics)
 
-    # -- resume and finish --------------------------------------------------------------------------
     def _maybe_resume(self) -> None:
         path = resume_checkpoint(self.config.Global.resume, self.out)
         if path is None:
             return
-        saved_labels = LabelSet.load(path / "labels.json")
-        if saved_labels != self.labels:
-            raise ModelLoadError(f"cannot resume from {path}: its label set differs from this training data's "
-                                 f"({len(saved_labels)} vs {len(self.labels)} labels)")
-        self.state.update(restore_training(path, self.model, self.optimizer))
-        tqdm.write(f"[resume] from {path} at step {self.state['global_step']} (epoch {self.state['epoch'] + 1})")
+        state = restore_training(path, self.task.kind, self.task.model, self.optimizer, self.task.restore_weights)
+        if self.scaler is not None and state.scaler:
+            self.scaler.load_state_dict(state.scaler)
+        self.state = state
+        tqdm.write(f"[resume] from {path} at step {state.global_step} (epoch {state.epoch + 1})")
 
     def _finish(self) -> dict:
-        result = {"task": self.task, "best_metric": self.best_key, "steps": self.state["global_step"],
-                  "epochs_done": self.state["epoch"], "train_time_s": round(self.state["train_time_s"], 2),
-                  "best_step": self.state["best_step"], "best": self.state["best"],
-                  "final": self.state["history"]["eval"][-1] if self.state["history"]["eval"] else None}
-        if self.runtime.is_main and self.state["best"] is not None:
-            best = load_checkpoint(self.out / "best")
-            report_sets = [("eval", self.eval_set)] + ([("test", self.test_set)] if self.test_set else [])
-            reports = []
-            for name, dataset in report_sets:
-                # held-out sets use the thresholds tuned on the eval set: honest figures
-                metrics, _ = evaluate(best.model, dataset, self.task, self.labels, thresholds=best.thresholds,
-                                      batch_size=self.config.Data.eval_batch_size)
-                if name == "test":
-                    result["test"] = {k: v for k, v in metrics.items() if k != "per_class"}
-                reports.append(f"== {name} (best checkpoint, step {self.state['best_step']}) ==\n"
-                               f"{format_report(metrics['per_class'])}")
-            atomic_write_text(self.out / "report.txt", "\n\n".join(reports) + "\n")
+        state = self.state
+        seconds = state.train_time_s
+        done = state.global_step * self.config.Data.batch_size * self.runtime.world_size
+        result = {"kind": self.task.kind, "best_metric": self.task.best_metric, "steps": state.global_step,
+                  "epochs_done": state.epoch, "train_time_s": round(seconds, 2),
+                  "samples_per_s": round(done / seconds, 2) if seconds else None,
+                  "best_step": state.best_step, "best": state.best,
+                  "final": state.history["eval"][-1] if state.history["eval"] else None}
+        if self.runtime.is_main:
+            result.update(self.task.summary(self.out, state.best_step))
             atomic_write_json(self.out / "metrics.json", result)
         return result

@@ -17,19 +17,18 @@ import paddle
 import paddle_tag
 from paddle_tag.config import Config
 from paddle_tag.config.schema import ExportConfig
-from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from paddle_tag.data.text_inputs import TextInputSpec
 from paddle_tag.data.tokenizer import TOKENIZER_FILE
+from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from paddle_tag.errors import ConfigError, ExportError
 from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, format_version, io_spec, write_manifest
 from paddle_tag.export.onnx_convert import finalize_fp32, paddle_to_onnx, session
 from paddle_tag.export.parity import compare, load_parity_data, onnx_logits, paddle_logits, require_fp32
 from paddle_tag.export.static import save_static
-from paddle_tag.export.variants import FILES, parse_variants, to_fp16, to_int8
+from paddle_tag.export.variants import FILES, to_fp16, to_int8
 from paddle_tag.utils.io import replace_directory, sha256_file
 
 STATIC_DIR = "paddle"
-MIN_OPSET, MAX_OPSET = 13, 19  # what paddle2onnx 2.1 and onnxruntime 1.32 both handle for this graph
 # variants built from the FP32 model, with their Export.* settings and the shapes of the tables kept FP32
 DERIVED: dict[str, Callable[[onnx.ModelProto, ExportConfig, list[tuple[int, ...]]], onnx.ModelProto]] = {
     "fp16": lambda model, exp, tables: to_fp16(model),
@@ -58,11 +57,11 @@ def export_checkpoint(config: Config) -> Path:
 
 def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
     """Validate ``Export.*`` against the checkpoint; return ``variants`` and the :class:`TextInputSpec` of the
-    export (the checkpoint's, with ``Export.max_seq_len`` when set)."""
+    export (the checkpoint's, with ``Export.max_seq_len`` when set). The section's own ranges (variants, opset,
+    fp32_atol, parity_samples) were checked when the config was built (:class:`ExportConfig`)."""
     if ckpt.tokenizer is None:
         raise ConfigError(f"{ckpt.directory} is an image tagger: ONNX export handles text taggers only")
     exp = config.Export
-    variants = parse_variants(exp.variants)
     if config.Data.task != ckpt.task:
         raise ConfigError(f"Data.task={config.Data.task} but the checkpoint was trained for {ckpt.task}")
     max_seq_len = exp.max_seq_len if exp.max_seq_len is not None else config.Data.max_seq_len
@@ -70,12 +69,6 @@ def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
     if not 3 <= max_seq_len <= max_position:
         raise ConfigError(f"Export.max_seq_len={max_seq_len} must be between 3 and the model's "
                           f"max_position_embeddings={max_position}")
-    if not MIN_OPSET <= exp.opset <= MAX_OPSET:
-        raise ConfigError(f"Export.opset={exp.opset} must be between {MIN_OPSET} and {MAX_OPSET}")
-    if exp.fp32_atol < 0:
-        raise ConfigError(f"Export.fp32_atol must be >= 0, got {exp.fp32_atol}")
-    if exp.parity_samples <= 0:
-        raise ConfigError(f"Export.parity_samples must be positive, got {exp.parity_samples}")
     if not config.Data.eval_path or not Path(config.Data.eval_path).is_file():
         raise ConfigError(f"export parity needs labelled data: Data.eval_path={config.Data.eval_path!r} "
                           "is not a file (set -o Data.eval_path=<file>)")
@@ -87,7 +80,7 @@ def check_settings(config: Config, ckpt: Checkpoint) -> dict[str, Any]:
     if (ckpt.model.wide is not None) != bool(spec.wide_max_chars):
         raise ExportError(f"{ckpt.directory}: the model {'has' if ckpt.model.wide is not None else 'has no'} wide "
                           f"part but the config says Model.wide={config.Model.wide}")
-    return {"variants": variants, "spec": spec}
+    return {"variants": list(exp.variants), "spec": spec}
 
 
 def check_output_dir(out: Path, ckpt_dir: Path) -> None:

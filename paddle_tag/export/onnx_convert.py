@@ -24,6 +24,7 @@ from typing import Iterator, Union
 import onnx
 
 from paddle_tag.errors import ExportError
+from paddle_tag.export.fusion import prune_to_cls, remove_dead_nodes
 
 OUTPUT_NAME = "logits"
 #: the contract's inputs in order, by rank, with their symbolic dims (what deploy/ and manifest.json say)
@@ -140,7 +141,6 @@ def finalize_fp32(onnx_bytes: bytes, input_names: tuple[str, ...] = ("input_ids"
     """paddle2onnx output → the FP32 model we ship: contract names, folded constants, dead nodes removed,
     the last layer computed for the [CLS] token only when only that token is read
     (:func:`~paddle_tag.export.fusion.prune_to_cls`, standard operators), checked."""
-    from paddle_tag.export.fusion import prune_to_cls, remove_dead_nodes
 
     model = load_model(onnx_bytes)
     rename_io(model, input_names)

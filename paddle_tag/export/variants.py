@@ -29,11 +29,11 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from paddle_tag.errors import ConfigError, ExportError
+from paddle_tag.errors import ExportError
 from paddle_tag.export.fusion import fuse_attention
 from paddle_tag.export.onnx_convert import check, session
 
-VARIANTS = ("fp32", "fp16", "int8")
+#: the file of each Export.variants value (the names and their check: paddle_tag.config.schema.EXPORT_VARIANTS)
 FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
 
@@ -158,14 +158,3 @@ def _loads(model: onnx.ModelProto, name: str) -> None:
         session(model)
     except Exception as exc:  # onnxruntime's Fail / InvalidGraph
         raise ExportError(f"ONNX Runtime cannot load the {name} model: {exc}") from None
-
-
-def parse_variants(text: str) -> list[str]:
-    """``"fp32,fp16"`` → ``["fp32", "fp16"]``; names checked, fp32 required (it is the reference)."""
-    names = [part.strip() for part in str(text).split(",") if part.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise ConfigError(f"Export.variants: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    if "fp32" not in names:
-        raise ConfigError(f"Export.variants must include fp32 (the reference model), got {text!r}")
-    return [v for v in VARIANTS if v in names]

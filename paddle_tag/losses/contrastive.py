@@ -2,7 +2,7 @@
 
 Both are a softmax cross-entropy over cosine similarities divided by a temperature. With
 ``gather_distributed=True`` and several data-parallel ranks, the other ranks' embeddings join as extra
-negatives (see :func:`paddle_tag.engine.distributed.gather_with_grad`); in a single process that is a no-op.
+negatives (see :func:`paddle_tag.utils.distributed.gather_with_grad`); in a single process that is a no-op.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_tag.engine.distributed import gather_with_grad, rank_offset
+from paddle_tag.utils.distributed import gather_with_grad, rank_offset
 
 
 def _check_temperature(temperature: float) -> None:

@@ -61,15 +61,8 @@ def _top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return cols[keep].reshape(b, k), vals[keep].reshape(b, k)
 
 
-def knn_predict(
-    train_features: np.ndarray,
-    train_labels: np.ndarray,
-    query_features: np.ndarray,
-    num_classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
-    batch_size: int = 1024,
-) -> np.ndarray:
+def knn_predict(train_features: np.ndarray, train_labels: np.ndarray, query_features: np.ndarray,
+                num_classes: int, k: int = 20, temperature: float = 0.07, batch_size: int = 1024) -> np.ndarray:
     """Predict the class of each query by a similarity-weighted vote of its ``k`` nearest train samples.
 
     Features are L2-normalised, similarity is the cosine, and neighbour ``j`` of a query adds
@@ -131,16 +124,9 @@ def knn_predict(
     return preds
 
 
-def knn_accuracy(
-    train_features: np.ndarray,
-    train_labels: np.ndarray,
-    query_features: np.ndarray,
-    query_labels: np.ndarray,
-    num_classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
-    batch_size: int = 1024,
-) -> float:
+def knn_accuracy(train_features: np.ndarray, train_labels: np.ndarray, query_features: np.ndarray,
+                 query_labels: np.ndarray, num_classes: int, k: int = 20, temperature: float = 0.07,
+                 batch_size: int = 1024) -> float:
     """Top-1 accuracy of :func:`knn_predict` on labelled queries.
 
     Args:

@@ -36,6 +36,7 @@ from typing import Callable, Iterator
 import paddle
 import paddle.nn as nn
 
+from paddle_tag.config.schema import IMAGE_BACKBONES
 from paddle_tag.errors import ModelLoadError
 
 
@@ -54,12 +55,15 @@ def _quiet(name: str) -> Iterator[None]:
 with _quiet("faiss.loader"):
     from paddleclas.ppcls.arch.backbone import MobileNetV3_small_x0_35, PPLCNet_x0_25, ResNet18
 
-#: Backbone name -> PaddleClas constructor (called as ``ctor(pretrained=False)``).
-BACKBONES: dict[str, Callable[..., nn.Layer]] = {
-    "resnet18": ResNet18,
-    "mobilenetv3_small_x0_35": MobileNetV3_small_x0_35,
-    "pplcnet_x0_25": PPLCNet_x0_25,
-}
+# Model.name's image values (config.schema.IMAGE_BACKBONES, the one list of names) are the lower-cased names
+# of the PaddleClas constructors imported above, so the table is built from them instead of typed again
+_CONSTRUCTORS = {ctor.__name__.lower(): ctor for ctor in (ResNet18, MobileNetV3_small_x0_35, PPLCNet_x0_25)}
+if set(IMAGE_BACKBONES) != set(_CONSTRUCTORS):  # a name added on one side only: fail at import, not mid-run
+    raise ImportError(f"paddle_tag.config.schema.IMAGE_BACKBONES {sorted(IMAGE_BACKBONES)} and the PaddleClas "
+                      f"constructors imported by {__name__} {sorted(_CONSTRUCTORS)} must name the same backbones")
+
+#: Backbone name -> PaddleClas constructor (called as ``ctor(pretrained=False)``), in IMAGE_BACKBONES order.
+BACKBONES: dict[str, Callable[..., nn.Layer]] = {name: _CONSTRUCTORS[name] for name in IMAGE_BACKBONES}
 
 
 def _check_name(name: object) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
+from paddle_tag.data.images import eval_transform, image_batch
 from paddle_tag.models.backbones import ImageEncoder
 from paddle_tag.models.tagger import Tagger
 
@@ -70,3 +72,12 @@ class ContrastiveImageModel(nn.Layer):
     def forward(self, images: paddle.Tensor) -> paddle.Tensor:
         features = self.encoder(images)
         return self.projection(features) if self.projection is not None else features
+
+
+@paddle.no_grad()
+def embed_images(model: ContrastiveImageModel, images: np.ndarray, size: int, batch_size: int) -> np.ndarray:
+    """Backbone features ``(N, D)`` of uint8 images with the eval transform (model left in its mode)."""
+    transform, rng = eval_transform(size), np.random.default_rng(0)  # deterministic: rng unused
+    return np.concatenate([model.forward_features(paddle.to_tensor(
+        image_batch(images[i:i + batch_size], transform, rng))).astype("float32").numpy()
+        for i in range(0, len(images), batch_size)])

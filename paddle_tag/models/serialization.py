@@ -15,6 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.models.encoders import encoder_config_dict, encoder_from_dict
+from paddle_tag.models.image import ImageTagger
 from paddle_tag.models.tagger import Tagger
 from paddle_tag.models.wide import HashedNgrams
 from paddle_tag.utils.io import atomic_write_json, read_json
@@ -59,7 +60,6 @@ def load_tagger(directory: str | os.PathLike) -> tuple[Tagger, dict[str, Any]]:
     meta = read_json(directory / MODEL_CONFIG_FILE)
     with paddle.utils.unique_name.guard():
         if meta.get("modality") == "image":
-            from paddle_tag.models.image import ImageTagger  # imports PaddleClas: only when needed
 
             tagger = ImageTagger.from_model_config(meta)
         else:

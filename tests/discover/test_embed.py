@@ -71,7 +71,8 @@ def test_bad_texts_and_ids_are_refused(titles):
 
 
 def test_encoder_embedder_matches_the_embedding_api(tiny_bert_dir, titles):
-    from paddle_tag.engine.embedder import Embedder
+    from paddle_tag.engine.checkpoint import checkpoint_embedder
+    from paddle_tag.models.embedder import Embedder
 
     config = load_config(None, ["Discover.embedder=e5", f"Discover.model={tiny_bert_dir}", "Global.progress=false",
                                 "Data.max_seq_len=64"])
@@ -95,11 +96,12 @@ def test_missing_model_directory_is_a_config_error(tmp_path):
 
 
 def test_checkpoint_embedder_uses_the_taggers_encoder(tiny_checkpoint, titles):
-    from paddle_tag.engine.embedder import Embedder
+    from paddle_tag.engine.checkpoint import checkpoint_embedder
+    from paddle_tag.models.embedder import Embedder
 
     config = load_config(None, ["Discover.embedder=checkpoint", f"Discover.model={tiny_checkpoint}",
                                 "Global.progress=false", "Data.max_seq_len=48", "Discover.threads=1"])
     vectors = embed_texts(config, titles[:16])
-    np.testing.assert_allclose(vectors, Embedder.from_checkpoint(tiny_checkpoint, max_tokens=48).embed(titles[:16]),
+    np.testing.assert_allclose(vectors, checkpoint_embedder(tiny_checkpoint, max_tokens=48).embed(titles[:16]),
                                atol=1e-5)
     assert embedder_identity(config).startswith(f"checkpoint:{tiny_checkpoint.resolve()}@")

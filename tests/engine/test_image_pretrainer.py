@@ -24,7 +24,7 @@ from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
 from paddle_tag.engine.builder import build_run
-from paddle_tag.engine.image_builder import build_image_trainer
+from paddle_tag.engine.checkpoint import load_backbone
 from paddle_tag.errors import ModelLoadError
 
 CONFIGS = {m: str(REPO / f"configs/image/{m}_resnet18_fashion.yaml") for m in ("simclr", "moco")}
@@ -52,17 +52,17 @@ def probe_loss(pretrainer, views: paddle.Tensor) -> float:
     """The run's own contrastive loss on fixed views (in-batch negatives only), BatchNorm in train mode."""
     first, second = views.chunk(2)
     with paddle.no_grad():
-        if pretrainer.method == "simclr":
-            return float(pretrainer.loss_fn(pretrainer.model(first), pretrainer.model(second)))
-        return float(pretrainer.loss_fn(pretrainer.model(first), pretrainer.keys(second)))
+        if pretrainer.task.kind == "simclr":
+            return float(pretrainer.task.loss_fn(pretrainer.model(first), pretrainer.model(second)))
+        return float(pretrainer.task.loss_fn(pretrainer.model(first), pretrainer.task.keys(second)))
 
 
 def learning_run(method: str, out: Path, *extra: str) -> tuple[object, float, float]:
     pretrainer = build_run(load_config(CONFIGS[method], overrides(out, *extra)))
-    probe = paddle.to_tensor(pretrainer.views(np.arange(32), 10**6))  # a step the run never takes
+    probe = paddle.to_tensor(pretrainer.task.views(np.arange(32), 10**6))  # a step the run never takes
     pretrainer.model.train()
-    if pretrainer.keys is not None:
-        pretrainer.keys.train()
+    if pretrainer.task.kind == "moco":
+        pretrainer.task.keys.train()
     before = probe_loss(pretrainer, probe)
     pretrainer.fit()
     pretrainer.model.train()
@@ -83,7 +83,7 @@ def moco_run(tmp_path_factory):
 
 
 def losses(pretrainer) -> list[float]:
-    return [r["loss"] for r in pretrainer.state["history"]["train"]]
+    return [r["loss"] for r in pretrainer.state.history["train"]]
 
 
 # ---------------------------------------------------------------- 1. the loss falls
@@ -117,7 +117,7 @@ def test_moco_queue_advances_and_momentum_encoder_follows_by_ema(tmp_path):
     config = load_config(CONFIGS["moco"], overrides(tmp_path / "run", "Model.name=pplcnet_x0_25", "Data.batch_size=8",
                                                     "Pretrain.momentum=0.9", "Pretrain.queue_size=20"))
     pretrainer = build_run(config)
-    model, keys = pretrainer.model, pretrainer.keys
+    model, keys = pretrainer.model, pretrainer.task.keys
     model.train()
     keys.train()
     online = trainable(model)
@@ -154,23 +154,21 @@ def test_moco_queue_advances_and_momentum_encoder_follows_by_ema(tmp_path):
 def test_knn_monitor_reports_top1_and_selects_best(run, request):
     out, pretrainer, _, _ = request.getfixturevalue(run)
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    evals = pretrainer.state["history"]["eval"]
+    evals = pretrainer.state.history["eval"]
     assert [e["step"] for e in evals] == [6, 12]
     scores = [e["knn_top1"] for e in evals]
     assert all(0.25 < s <= 1.0 for s in scores), scores  # 10 balanced classes: chance is 0.1
     assert metrics["best"]["knn_top1"] == max(scores) and metrics["best_step"] == evals[int(np.argmax(scores))]["step"]
     assert metrics["samples_per_s"] > 0 and metrics["backbone"] == "resnet18"
     expected = {"backbone.safetensors", "backbone.json", "projection.safetensors", "config.yaml", "metrics.json",
-                "provenance.json"}
+                "checkpoint.json"}
     assert {p.name for p in (out / "best").iterdir()} == expected
     last = expected | {"optimizer.safetensors", "trainer_state.json"}
     assert {p.name for p in (out / "last").iterdir()} == (last | {"momentum.safetensors"} if "moco" in run else last)
     assert (out / "curves.png").stat().st_size > 0
     # best/ holds the weights that scored the best kNN: re-embed with them
-    from paddle_tag.engine.image_checkpoint import load_pretrained_backbone
-
-    load_pretrained_backbone(pretrainer.model.encoder, out / "best")
-    assert pretrainer.monitor.accuracy(pretrainer.model, 100) == pytest.approx(max(scores), abs=1e-9)
+    load_backbone(pretrainer.model.encoder, out / "best")
+    assert pretrainer.task.monitor.accuracy(pretrainer.model, 100) == pytest.approx(max(scores), abs=1e-9)
 
 
 # ---------------------------------------------------------------- 4. resume after a stop
@@ -234,7 +232,7 @@ def test_best_backbone_is_what_image_finetuning_starts_from(simclr_run, tmp_path
     assert set(got) == set(saved)
     for name, value in saved.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
-    fresh = build_image_trainer(load_config(MOSAIC_CONFIG, finetune))
+    fresh = build_run(load_config(MOSAIC_CONFIG, finetune))
     assert not np.array_equal(fresh.model.encoder.state_dict()["net.stem.0.conv.weight"].numpy(),
                               saved["net.stem.0.conv.weight"])  # a random init would not pass the check above
     assert trainer.fit()["steps"] == 1  # and it fine-tunes from there
@@ -242,7 +240,7 @@ def test_best_backbone_is_what_image_finetuning_starts_from(simclr_run, tmp_path
     with pytest.raises(ModelLoadError, match=r"holds a 'resnet18' backbone, but Model.name=pplcnet_x0_25"):
         build_run(load_config(MOSAIC_CONFIG, finetune + [f"Model.pretrained={out / 'best'}",
                                                          "Model.name=pplcnet_x0_25"]))
-    with pytest.raises(ModelLoadError, match="not an image pretraining checkpoint"):
+    with pytest.raises(ModelLoadError, match="is not a paddle_tag checkpoint"):
         build_run(load_config(MOSAIC_CONFIG, finetune + [f"Model.pretrained={tmp_path}"]))
 
 

@@ -206,7 +206,7 @@ def test_eval_split_with_other_classes_is_refused(mosaics, tmp_path):
 
 
 def test_cli_prints_the_error_without_traceback(mosaics, tmp_path, capsys):
-    from paddle_tag.utils.cli import run_cli
+    from paddle_tag.config.cli import run_cli
 
     main = runpy.run_path(str(REPO / "tools/train.py"))["main"]
     bad = write_bad(tmp_path, "keys")

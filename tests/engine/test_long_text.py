@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
 from paddle_tag.engine import feature_cache
-from paddle_tag.engine.builder import build_trainer
+from paddle_tag.engine.builder import build_run
 from paddle_tag.engine.checkpoint import load_checkpoint
 from paddle_tag.engine.head_init import pooled_features
 from paddle_tag.engine.predictor import predict_texts
@@ -62,7 +62,7 @@ def test_frozen_encoder_trains_only_the_top_and_caches_the_windows(poetry_small,
     overrides = poem_overrides(poetry_small, tmp_path / "frozen", vocab_file, "Model.freeze_encoder=true",
                                f"Model.feature_cache={cache}", "Model.window_pooling=attention",
                                "Optimizer.lr=1e-2", Global__epochs=4)
-    trainer = build_trainer(load_config(CONFIG, overrides))
+    trainer = build_run(load_config(CONFIG, overrides))
     encoder_before = {k: v.numpy().copy() for k, v in trainer.model.encoder.state_dict().items()}
     files = sorted(cache.glob("*.safetensors"))
     assert len(files) == 2  # train and eval windows
@@ -88,23 +88,23 @@ def test_frozen_encoder_trains_only_the_top_and_caches_the_windows(poetry_small,
         raise AssertionError("the cached features should have been used")
 
     monkeypatch.setattr(feature_cache, "embed_windows", no_embedding)
-    again = build_trainer(load_config(CONFIG, overrides))
-    for split in (again.train_set, again.eval_set):
+    again = build_run(load_config(CONFIG, overrides))
+    for split in (again.task.train_set, again.task.eval_set):
         assert split.features is not None
     other = poem_overrides(poetry_small, tmp_path / "other", vocab_file, "Model.freeze_encoder=true",
                            f"Model.feature_cache={cache}", "Data.window_overlap=4")
     with pytest.raises(AssertionError, match="cached features"):  # other windows: another key
-        build_trainer(load_config(CONFIG, other))
+        build_run(load_config(CONFIG, other))
 
 
 def test_a_corrupt_cache_file_is_embedded_again(poetry_small, vocab_file, tmp_path):
     cache = tmp_path / "features"
     overrides = poem_overrides(poetry_small, tmp_path / "run", vocab_file, "Model.freeze_encoder=true",
                                f"Model.feature_cache={cache}", Global__max_steps=2)
-    first = build_trainer(load_config(CONFIG, overrides)).train_set.features.features
+    first = build_run(load_config(CONFIG, overrides)).task.train_set.features.features
     for path in cache.glob("*.safetensors"):
         path.write_bytes(path.read_bytes()[:100])
-    second = build_trainer(load_config(CONFIG, overrides)).train_set.features.features
+    second = build_run(load_config(CONFIG, overrides)).task.train_set.features.features
     np.testing.assert_allclose(first, second, atol=1e-6)
     assert all(load_file(str(p))["features"].shape[0] > 0 for p in cache.glob("*.safetensors"))
 
@@ -113,8 +113,8 @@ def test_tag_name_rows_start_standardised_around_the_prior(poetry_small, vocab_f
     overrides = poem_overrides(poetry_small, tmp_path / "names", vocab_file, "Model.head_init=tag_names",
                                "Model.freeze_encoder=true", f"Model.feature_cache={tmp_path / 'features'}",
                                "Model.wide=false", Global__max_steps=1)
-    trainer = build_trainer(load_config(CONFIG, overrides))
-    model, train = trainer.model, trainer.train_set
+    trainer = build_run(load_config(CONFIG, overrides))
+    model, train = trainer.model, trainer.task.train_set
     model.eval()
     features = pooled_features(model, train, np.arange(len(train)))
     with paddle.no_grad():
@@ -125,7 +125,7 @@ def test_tag_name_rows_start_standardised_around_the_prior(poetry_small, vocab_f
     assert np.allclose(logits.mean(axis=0), prior, atol=1e-3)
     assert logits.std(axis=0).mean() == pytest.approx(1.0, rel=1e-3)
     weights = model.classifier.weight.numpy().T  # (C, H)
-    names = trainer.labels.names
+    names = trainer.task.labels.names
     unit = weights / np.linalg.norm(weights, axis=1, keepdims=True)
     cosines = unit @ unit.T - 2 * np.eye(len(names))
     assert cosines.max() < 0.99  # a direction per tag, not one shared direction
@@ -135,8 +135,8 @@ def test_tag_name_rows_on_a_fine_tuned_windowed_encoder(poetry_small, vocab_file
     """Without the frozen cache the same init reads the training texts' windows through the encoder itself."""
     overrides = poem_overrides(poetry_small, tmp_path / "names", vocab_file, "Model.head_init=tag_names",
                                Global__max_steps=1)
-    trainer = build_trainer(load_config(CONFIG, overrides))
-    model, train = trainer.model, trainer.train_set
+    trainer = build_run(load_config(CONFIG, overrides))
+    model, train = trainer.model, trainer.task.train_set
     assert train.features is None and int(train.window_counts.max()) > 1  # several windows, read by the encoder
     model.eval()
     features = pooled_features(model, train, np.arange(len(train)))
@@ -147,7 +147,7 @@ def test_tag_name_rows_on_a_fine_tuned_windowed_encoder(poetry_small, vocab_file
 
 def test_predict_texts_reports_truncation_and_reads_one_character(poetry_small, vocab_file, tmp_path):
     out = tmp_path / "p"
-    build_trainer(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=3))).fit()
+    build_run(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=3))).fit()
     ckpt = load_checkpoint(out / "best")
     rows = predict_texts(ckpt, ["月", "月" * 10_000])
     assert [r["truncated"] for r in rows] == [False, True]
@@ -171,11 +171,11 @@ def test_resuming_with_another_bucket_count_is_refused_by_name(poetry_small, voc
     from paddle_tag.errors import ModelLoadError
 
     out = tmp_path / "run"
-    build_trainer(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=2))).fit()
+    build_run(load_config(CONFIG, poem_overrides(poetry_small, out, vocab_file, Global__max_steps=2))).fit()
     changed = poem_overrides(poetry_small, out, vocab_file, "Model.wide_buckets=2048", "Global.resume=true",
                              Global__max_steps=4)
     with pytest.raises(ModelLoadError, match=r"wide\.table\.weight has shape \(4096, \d+\), the model wants \(2048"):
-        build_trainer(load_config(CONFIG, changed)).fit()
+        build_run(load_config(CONFIG, changed)).fit()
     # evaluation and prediction rebuild the model from the checkpoint's own model_config.json: no mismatch there
     proc = run_tool("eval.py", "-o", f"Global.checkpoint={out / 'best'}", "-o", "Model.wide_buckets=2048")
     assert proc.returncode == 0, proc.stderr[-2000:]

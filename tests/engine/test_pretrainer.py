@@ -29,7 +29,8 @@ from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
 from paddle_tag.data.tokenizer import TextTokenizer, load_tokenizer
-from paddle_tag.engine.builder import build_run, build_trainer, knn_monitor
+from paddle_tag.engine.builder import build_run
+from paddle_tag.engine.tasks.simcse import KnnMonitor
 from paddle_tag.errors import ConfigError
 from paddle_tag.models.contrastive import ContrastiveTextModel
 from paddle_tag.models.encoders import encoder_from_pretrained
@@ -76,7 +77,7 @@ def simcse_run(corpus, vocab_file, tmp_path_factory) -> Path:
     with contextlib.redirect_stdout(stdout):
         assert main(["-c", CONFIG, *with_o(pretrain_overrides(corpus, out, vocab_file))]) == 0
     summary = json.loads(stdout.getvalue().strip().splitlines()[-2])  # the JSON line, then the "outputs in" line
-    assert summary["method"] == "simcse" and summary["steps"] == STEPS
+    assert summary["kind"] == "simcse" and summary["steps"] == STEPS
     return out
 
 
@@ -104,7 +105,7 @@ def saved_knn(directory: Path, config) -> float:
     encoder = encoder_from_pretrained("ernie", str(directory))
     tokenizer = TextTokenizer.from_file(directory / "tokenizer.json")
     model = ContrastiveTextModel(encoder, tokenizer.pad_token_id, "mean")
-    return knn_monitor(config).accuracy(model, tokenizer, config.Data.max_seq_len, config.Data.eval_batch_size)
+    return KnnMonitor.from_config(config).accuracy(model, tokenizer, config.Data.max_seq_len, config.Data.eval_batch_size)
 
 
 def test_knn_monitor_reports_knn_top1_and_picks_best(simcse_run):
@@ -120,7 +121,7 @@ def test_knn_monitor_reports_knn_top1_and_picks_best(simcse_run):
     assert metrics["best"]["knn_top1"] == scores[best]
     best_saved = json.loads((simcse_run / "best/metrics.json").read_text(encoding="utf-8"))
     assert best_saved == metrics["best"]
-    assert json.loads((simcse_run / "best/provenance.json").read_text(encoding="utf-8"))["step"] == metrics["best_step"]
+    assert json.loads((simcse_run / "best/checkpoint.json").read_text(encoding="utf-8"))["step"] == metrics["best_step"]
     # and the weights in best/ and last/ are the ones that scored those numbers
     config = load_config(simcse_run / "config.yaml")
     assert saved_knn(simcse_run / "best", config) == pytest.approx(scores[best], abs=1e-9)
@@ -137,14 +138,14 @@ def test_best_is_the_encoder_a_finetuning_run_starts_from(simcse_run, thucnews_s
     config = load_config(TAGGER_CONFIG, tiny_overrides(thucnews_small, tmp_path / "ft", vocab_file,
                                                        Model__pretrained=best, Data__test_path="null",
                                                        Model__pooling="mean", Global__max_steps=3))
-    trainer = build_trainer(config)
+    trainer = build_run(config)
     saved = load_file(str(best / "model.safetensors"))
     got = {name: t.numpy() for name, t in trainer.model.encoder.state_dict().items()}
     assert set(got) == set(saved)
     for name, value in saved.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
     text = read_jsonl(thucnews_small["dev"])[0]["text"]
-    assert trainer.tokenizer.encode([text]) == TextTokenizer.from_file(best / "tokenizer.json").encode([text])
+    assert trainer.task.tokenizer.encode([text]) == TextTokenizer.from_file(best / "tokenizer.json").encode([text])
     result = trainer.fit()  # and it fine-tunes from there
     assert result["steps"] == 3 and 0.0 <= result["best"]["accuracy"] <= 1.0
 
@@ -164,9 +165,9 @@ def test_text_prefix_is_used_in_pretraining_but_not_saved(corpus, tiny_bert_dir,
         "Global.max_steps=2", "Pretrain.knn_train_path=null", "Pretrain.knn_eval_path=null",
         "Pretrain.word_deletion=0"))
     pretrainer = build_run(config)
-    assert pretrainer.tokenizer.encode([text])[0] == with_prefix
-    first_view = pretrainer.views(np.arange(BATCH), 0)[0]
-    own = pretrainer.tokenizer.encode([pretrainer.texts[0]])[0]
+    assert pretrainer.task.tokenizer.encode([text])[0] == with_prefix
+    first_view = pretrainer.task.views(np.arange(BATCH), 0)[0]
+    own = pretrainer.task.tokenizer.encode([pretrainer.task.texts[0]])[0]
     assert first_view[:len(own)].tolist() == own  # training sees the prefix
     assert pretrainer.fit()["steps"] == 2
     saved = TextTokenizer.from_file(out / "best/tokenizer.json")
@@ -176,8 +177,8 @@ def test_text_prefix_is_used_in_pretraining_but_not_saved(corpus, tiny_bert_dir,
     ft = load_config(TAGGER_CONFIG, tiny_overrides(thucnews_small, tmp_path / "ft", vocab_file,
                                                    Model__name="bert", Model__pretrained=out / "best",
                                                    Data__text_prefix=prefix, Data__test_path="null"))
-    trainer = build_trainer(ft)
-    assert trainer.tokenizer.encode([text])[0] == with_prefix
+    trainer = build_run(ft)
+    assert trainer.task.tokenizer.encode([text])[0] == with_prefix
 
 
 # ---------------------------------------------------------------- 4. resume after a kill
@@ -241,15 +242,15 @@ def test_views_follow_the_augmentations_and_are_deterministic(corpus, vocab_file
     batch = np.arange(BATCH)
     plain = build_views(corpus, vocab_file, tmp_path / "plain", *[f"Pretrain.{k}=0" for k in
                                                                   ("word_deletion", "word_swap", "char_mask")])
-    assert plain.augment is None
-    views = plain.views(batch, 7)
+    assert plain.task.augment is None
+    views = plain.task.views(batch, 7)
     assert views.shape[0] == 2 * BATCH
     np.testing.assert_array_equal(views[:BATCH], views[BATCH:])  # only dropout will tell them apart
-    pad = plain.tokenizer.pad_token_id
+    pad = plain.task.tokenizer.pad_token_id
     originals = real_lengths(views[:BATCH], pad)
 
     deleting = build_views(corpus, vocab_file, tmp_path / "del", "Pretrain.word_deletion=1.0")
-    views = deleting.views(batch, 7)
+    views = deleting.task.views(batch, 7)
     first, second = views[:BATCH], views[BATCH:]
     assert (real_lengths(first, pad) <= originals).all() and (real_lengths(second, pad) <= originals).all()
     assert (real_lengths(first, pad) < originals).any()  # words were deleted
@@ -257,14 +258,14 @@ def test_views_follow_the_augmentations_and_are_deterministic(corpus, vocab_file
     assert sum(differ) >= BATCH // 2, differ  # the two views of a text differ
 
     # same seed and step: the same views, whatever was drawn before and in a freshly built run
-    np.testing.assert_array_equal(deleting.views(batch, 7), views)
-    deleting.views(batch, 3)
-    np.testing.assert_array_equal(deleting.views(batch, 7), views)
+    np.testing.assert_array_equal(deleting.task.views(batch, 7), views)
+    deleting.task.views(batch, 3)
+    np.testing.assert_array_equal(deleting.task.views(batch, 7), views)
     again = build_views(corpus, vocab_file, tmp_path / "again", "Pretrain.word_deletion=1.0")
-    np.testing.assert_array_equal(again.views(batch, 7), views)
-    assert not np.array_equal(deleting.views(batch, 8), views)  # another step, other views
+    np.testing.assert_array_equal(again.task.views(batch, 7), views)
+    assert not np.array_equal(deleting.task.views(batch, 8), views)  # another step, other views
     reseeded = build_views(corpus, vocab_file, tmp_path / "seed", "Pretrain.word_deletion=1.0", "Global.seed=7")
-    assert not np.array_equal(reseeded.views(batch, 7), views)
+    assert not np.array_equal(reseeded.task.views(batch, 7), views)
 
 
 # ---------------------------------------------------------------- 6. bad configs
@@ -281,9 +282,8 @@ def test_views_follow_the_augmentations_and_are_deterministic(corpus, vocab_file
 ])
 def test_bad_pretrain_config_is_refused_before_writing_anything(extra, message, corpus, vocab_file, tmp_path):
     out = tmp_path / "run"
-    config = load_config(CONFIG, pretrain_overrides(corpus, out, vocab_file, *extra))
-    with pytest.raises(ConfigError, match=message):
-        build_run(config)
+    with pytest.raises(ConfigError, match=message):  # range checks fire on load, the others when the run is built
+        build_run(load_config(CONFIG, pretrain_overrides(corpus, out, vocab_file, *extra)))
     assert not out.exists()
 
 
@@ -307,7 +307,7 @@ def test_two_cpu_ranks_pretrain_and_only_rank0_writes(corpus, vocab_file, tmp_pa
     expected = {"config.yaml", "metrics.json", "curves.png"}
     for folder in ("best", "last"):
         expected |= {f"{folder}/{name}" for name in ("config.json", "config.yaml", "metrics.json", "model.safetensors",
-                                                     "projection.safetensors", "provenance.json", "tokenizer.json")}
+                                                     "projection.safetensors", "checkpoint.json", "tokenizer.json")}
     expected |= {"last/optimizer.safetensors", "last/trainer_state.json"}
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert written == expected  # no temporary or previous copies, nothing from rank 1

@@ -44,7 +44,8 @@ def test_setup_runtime_flushes_denormals_in_cpu_math():
     script = """
 import paddle
 from paddle_tag.config.schema import GlobalConfig
-from paddle_tag.engine.runtime import flush_denormals, setup_runtime
+from paddle_tag.engine.runtime import setup_runtime
+from paddle_tag.utils.denormals import flush_denormals
 x = paddle.full([8], 1e-39, dtype="float32")
 before = float((x * 1.0).sum())
 setup_runtime(GlobalConfig())

@@ -8,7 +8,7 @@ import pytest
 from helpers import REPO, predict_with_tool, read_jsonl, run_tool, tiny_overrides, with_o
 
 from paddle_tag.config import load_config
-from paddle_tag.engine.builder import build_trainer
+from paddle_tag.engine.builder import build_run
 from paddle_tag.engine.checkpoint import load_checkpoint
 from paddle_tag.engine.predictor import predict_texts
 from paddle_tag.errors import ModelLoadError
@@ -49,7 +49,7 @@ def test_multilabel_poems_thresholds_and_metrics(poetry_small, vocab_file, tmp_p
     out = tmp_path / "poems"
     config = load_config(CONFIG, tiny_overrides(poetry_small, out, vocab_file, task="multi_label",
                                                  Global__epochs=3, Data__test_path="null", Data__max_seq_len=64))
-    result = build_trainer(config).fit()
+    result = build_run(config).fit()
     best = result["best"]
     for key in ("micro_f1", "macro_f1", "samples_f1", "mAP", "micro_f1@0.5"):
         assert 0.0 <= best[key] <= 1.0, key
@@ -70,7 +70,7 @@ def test_max_steps_stops_early_and_resume_true_without_checkpoint_starts_fresh(t
     out = tmp_path / "smoke"
     config = load_config(CONFIG, tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=7,
                                                 Global__resume="true", Data__test_path="null"))
-    result = build_trainer(config).fit()
+    result = build_run(config).fit()
     assert result["steps"] == 7
     assert json.loads((out / "last/trainer_state.json").read_text())["global_step"] == 7
 
@@ -79,9 +79,11 @@ def test_resume_refuses_a_checkpoint_with_another_label_set(thucnews_small, voca
     out = tmp_path / "labels_changed"
     first = load_config(CONFIG, tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=3,
                                                Data__test_path="null"))
-    build_trainer(first).fit()
-    (out / "last/labels.json").write_text('["体育", "财经"]', encoding="utf-8")
-    again = load_config(CONFIG, tiny_overrides(thucnews_small, out, vocab_file, Global__max_steps=6,
-                                               Global__resume="true", Data__test_path="null"))
+    build_run(first).fit()
+    rows = [r for r in read_jsonl(thucnews_small["train"]) if r["labels"][0] in ("体育", "财经")]
+    fewer = {"train": tmp_path / "two_labels.jsonl", "dev": thucnews_small["dev"]}  # the data changed
+    fewer["train"].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    again = load_config(CONFIG, tiny_overrides(fewer, out, vocab_file, Global__max_steps=6, Global__resume="true",
+                                               Data__test_path="null", Data__eval_path=tmp_path / "two_labels.jsonl"))
     with pytest.raises(ModelLoadError, match="label set differs"):
-        build_trainer(again).fit()
+        build_run(again).fit()

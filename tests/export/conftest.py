@@ -8,7 +8,6 @@ from helpers import REPO, tiny_overrides
 
 from paddle_tag.config import load_config
 
-
 #: a poem longer than 32 tokens is read as windows of 32 sharing 8; a wide part on 1-3 character n-grams (idf)
 LONG_TEXT = ["Data.on_long_text=windows", "Data.window_overlap=8", "Data.max_windows=6", "Model.wide=true",
              "Model.wide_buckets=4096", "Model.wide_ngram_max=3", "Model.wide_idf=true",
@@ -17,11 +16,11 @@ LONG_TEXT = ["Data.on_long_text=windows", "Data.window_overlap=8", "Data.max_win
 
 def train_tiny(config_file: str, data: dict[str, Path], out: Path, vocab: str, task: str, steps: int,
                extra: tuple[str, ...] = ()) -> Path:
-    from paddle_tag.engine.builder import build_trainer
+    from paddle_tag.engine.builder import build_run
 
     overrides = tiny_overrides(data, out, vocab, task=task, Global__max_steps=steps, Data__test_path="null")
     config = load_config(REPO / config_file, overrides + list(extra))
-    build_trainer(config).fit()
+    build_run(config).fit()
     return out / "best"
 
 

@@ -22,7 +22,7 @@ from paddle_tag.export import exporter as exporter_mod
 from paddle_tag.export.onnx_convert import session
 from tokenizers import Tokenizer
 from paddle_tag.export.variants import FILES
-from paddle_tag.utils.cli import run_cli
+from paddle_tag.config.cli import run_cli
 
 EXPECTED_FILES = {"labels.json", "manifest.json", "model.onnx", "model_fp16.onnx", "model_int8.onnx",
                   "tokenizer.json", "paddle/model.json", "paddle/model.pdiparams"}

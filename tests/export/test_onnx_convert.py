@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from paddle_tag.errors import ConfigError, ExportError
+from paddle_tag.errors import ExportError
 from paddle_tag.export.onnx_convert import check, paddle_to_onnx, rename_io, session
 from paddle_tag.export.static import save_static
-from paddle_tag.export.variants import fix_cast_types, parse_variants, to_fp16
+from paddle_tag.export.variants import fix_cast_types, to_fp16
 
 
 def masked_scale_model(input_name: str = "ids", output_name: str = "out") -> onnx.ModelProto:
@@ -74,12 +74,3 @@ def test_paddle2onnx_failure_raises_instead_of_exiting(mc_checkpoint, tmp_path):
     model_json.write_text('{"program": "not a program"}', encoding="utf-8")
     with pytest.raises(ExportError, match="paddle2onnx could not convert"):
         paddle_to_onnx(model_json, params)
-
-
-def test_parse_variants():
-    assert parse_variants("int8, fp32,fp16") == ["fp32", "fp16", "int8"]
-    assert parse_variants("fp32") == ["fp32"]
-    with pytest.raises(ConfigError, match="unknown variant"):
-        parse_variants("fp32,fp64")
-    with pytest.raises(ConfigError, match="must include fp32"):
-        parse_variants("int8")

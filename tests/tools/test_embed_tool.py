@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import REPO, read_jsonl
 
-from paddle_tag.engine.embedder import Embedder
+from paddle_tag.models.embedder import Embedder
 
 
 def run_embed(cwd, *args: str) -> subprocess.CompletedProcess:

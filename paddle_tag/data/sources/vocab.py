@@ -14,27 +14,18 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from paddle_tag.data.sources.registry import (
-    Artifact,
-    fetch,
-    is_up_to_date,
-    write_provenance,
-)
+from paddle_tag.data.sources import registry
 from paddle_tag.errors import DataError
 from paddle_tag.utils.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT = Artifact(
-    registry="pypi-wheel",
-    package="cn-clip",
-    version="1.6.0",
-    filename="cn_clip-1.6.0-py3-none-any.whl",
-    sha256="1129e296d707a39450eb5e761903cfa3db89dd74a9ddfbd69f0d80c027046e75",
-)
+ARTIFACT = registry.Artifact(registry="pypi-wheel", package="cn-clip", version="1.6.0",
+                             filename="cn_clip-1.6.0-py3-none-any.whl",
+                             sha256="1129e296d707a39450eb5e761903cfa3db89dd74a9ddfbd69f0d80c027046e75")
 MEMBER = "cn_clip/clip/vocab.txt"
-VOCAB_SHA256 = "45bbac6b341c319adc98a532532882e91a9cefc0329aa57bac9ae761c27b291c"
 VOCAB_SIZE = 21128
+VOCAB_SHA256 = "45bbac6b341c319adc98a532532882e91a9cefc0329aa57bac9ae761c27b291c"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 LICENCE = (
     "cn-clip is MIT (OFA-Sys). vocab.txt is the vocabulary of Google's BERT-Base Chinese "
@@ -66,24 +57,19 @@ def check_vocab(data: bytes, origin: str) -> list[str]:
     return tokens
 
 
-def prepare_vocab(
-    out_dir: str | os.PathLike[str] = "data/vocab/chinese_bert",
-    cache_dir: str | os.PathLike[str] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
+def prepare_vocab(out_dir: str | os.PathLike[str] = "data/vocab/chinese_bert",
+                  cache_dir: str | os.PathLike[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Extract and check ``vocab.txt`` into ``out_dir``; return its counts.
 
     Skips the work when ``out_dir`` already holds the recorded vocab, unless ``force``.
     """
     out = Path(out_dir)
     settings = {"archive_sha256": ARTIFACT.sha256, "format": FORMAT_VERSION}
-    if not force:
-        doc = is_up_to_date(out, settings, record=RECORD)
-        if doc is not None:
-            logger.info("vocab: %s is up to date, skipping", out)
-            return dict(doc["counts"], skipped=True)
+    skipped = registry.prepared_counts("vocab", out, settings, force, record=RECORD)
+    if skipped is not None:
+        return skipped
 
-    wheel, digest = fetch(ARTIFACT, cache_dir)
+    wheel, digest = registry.fetch(ARTIFACT, cache_dir)
     try:
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read(MEMBER)
@@ -100,7 +86,7 @@ def prepare_vocab(
     atomic_write_bytes(out / "vocab.txt", data)
     counts = {"tokens": len(tokens), "unused": sum(t.startswith("[unused") for t in tokens),
               "wordpiece_suffixes": sum(t.startswith("##") for t in tokens)}
-    write_provenance(
+    registry.write_provenance(
         out / RECORD, artifact=ARTIFACT, archive_sha256=digest, files_inside=[MEMBER],
         licence=LICENCE, settings=settings, outputs={"vocab.txt": vocab_sha}, counts=counts,
         steps=[f"extracted {MEMBER} unchanged; checked {VOCAB_SIZE} distinct lines and the "

@@ -11,7 +11,6 @@ file's vectors to ``.npy``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
@@ -20,10 +19,10 @@ import paddle
 from tqdm.auto import tqdm
 
 from paddle_tag.data.tokenizer import TextTokenizer, load_tokenizer, pad_batch
-from paddle_tag.engine.runtime import flush_denormals
 from paddle_tag.errors import DataError, ModelLoadError
 from paddle_tag.models.encoders import encoder_from_pretrained
 from paddle_tag.models.pretrained import resolve_pretrained
+from paddle_tag.utils.denormals import flush_denormals
 from paddle_tag.utils.io import read_json
 
 
@@ -54,15 +53,6 @@ class Embedder:
         with paddle.utils.unique_name.guard():
             encoder = encoder_from_pretrained(family, directory)
         return cls(encoder, load_tokenizer(directory, None), **kwargs)
-
-    @classmethod
-    def from_checkpoint(cls, directory: str | os.PathLike, **kwargs) -> "Embedder":
-        """The encoder of a fine-tuned tagger checkpoint, with its own tokenizer (prefix included)."""
-        from paddle_tag.engine.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(directory)
-        kwargs.setdefault("pooling", ckpt.model.pooling)
-        return cls(ckpt.model.encoder, ckpt.tokenizer, **kwargs)
 
     def windows(self, ids: list[int]) -> list[list[int]]:
         """``<s> chunk </s>`` windows of one encoded text (one window when it fits)."""

@@ -1,4 +1,4 @@
-"""Sentence embeddings (``paddle_tag.engine.embedder``) with a tiny random BERT over the real Chinese vocab:
+"""Sentence embeddings (``paddle_tag.models.embedder``) with a tiny random BERT over the real Chinese vocab:
 unit rows, the padding mask, long-text windows, pooling, prefixes and the user errors."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import paddle
 import pytest
 from helpers import read_jsonl
 
-from paddle_tag.engine.embedder import Embedder
 from paddle_tag.errors import DataError, ModelLoadError
+from paddle_tag.models.embedder import Embedder
 
 
 @pytest.fixture(scope="module")

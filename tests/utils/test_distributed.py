@@ -15,8 +15,8 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from paddle_tag.engine.distributed import gather_with_grad, is_distributed, rank_offset
 from paddle_tag.losses import InfoNCELoss, NTXentLoss
+from paddle_tag.utils.distributed import gather_with_grad, is_distributed, rank_offset
 
 WORLD, BATCH, DIM, TEMPERATURE = 2, 3, 4, 0.2
 RNG = np.random.RandomState(0)
