@@ -1,9 +1,10 @@
 """PaddleClas image backbones as feature encoders ``(B, 3, H, W) -> (B, D)``, classifier cut off.
 
-:data:`BACKBONES` maps a short name to its PaddleClas 2.6 constructor. :class:`ImageEncoder` builds
-one with ``pretrained=False`` and removes what belongs to the ImageNet classifier: the final
-``fc`` Linear, and the ``Dropout`` right before it (MobileNetV3, PP-LCNet; in PaddleClas's
-``downscale_in_infer`` mode it would also scale eval-mode features by 0.8). The feature is what
+:data:`BACKBONES` names the backbones and :func:`backbone_constructor` gives each one's PaddleClas 2.6
+constructor (importing PaddleClas on first use). :class:`ImageEncoder` builds one with ``pretrained=False``
+and removes what belongs to the ImageNet classifier: the final ``fc`` Linear, and the ``Dropout`` right before
+it (MobileNetV3, PP-LCNet; in PaddleClas's ``downscale_in_infer`` mode it would also scale eval-mode features by
+0.8). The feature is what
 entered ``fc``:
 
 ==========================  ====  ==========================================================
@@ -52,18 +53,22 @@ def _quiet(name: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-with _quiet("faiss.loader"):
-    from paddleclas.ppcls.arch.backbone import MobileNetV3_small_x0_35, PPLCNet_x0_25, ResNet18
+#: The image backbones, by Model.name: config.schema.IMAGE_BACKBONES is the one list; each name is its PaddleClas
+#: constructor's name in lower case.
+BACKBONES: tuple[str, ...] = IMAGE_BACKBONES
 
-# Model.name's image values (config.schema.IMAGE_BACKBONES, the one list of names) are the lower-cased names
-# of the PaddleClas constructors imported above, so the table is built from them instead of typed again
-_CONSTRUCTORS = {ctor.__name__.lower(): ctor for ctor in (ResNet18, MobileNetV3_small_x0_35, PPLCNet_x0_25)}
-if set(IMAGE_BACKBONES) != set(_CONSTRUCTORS):  # a name added on one side only: fail at import, not mid-run
-    raise ImportError(f"paddle_tag.config.schema.IMAGE_BACKBONES {sorted(IMAGE_BACKBONES)} and the PaddleClas "
-                      f"constructors imported by {__name__} {sorted(_CONSTRUCTORS)} must name the same backbones")
 
-#: Backbone name -> PaddleClas constructor (called as ``ctor(pretrained=False)``), in IMAGE_BACKBONES order.
-BACKBONES: dict[str, Callable[..., nn.Layer]] = {name: _CONSTRUCTORS[name] for name in IMAGE_BACKBONES}
+def backbone_constructor(name: str) -> Callable[..., nn.Layer]:
+    """The PaddleClas constructor of backbone ``name`` (called as ``ctor(pretrained=False)``).
+
+    PaddleClas is imported here, on first use, not with this module: its import takes ~1.5 s (it loads its
+    predictor, faiss and scikit-learn), which every tool that merely loads a text checkpoint would pay.
+    """
+    with _quiet("faiss.loader"):
+        from paddleclas.ppcls.arch import backbone
+
+    constructors = {attr.lower(): getattr(backbone, attr) for attr in dir(backbone) if attr.lower() in BACKBONES}
+    return constructors[_check_name(name)]
 
 
 def _check_name(name: object) -> str:
@@ -107,7 +112,7 @@ class ImageEncoder(nn.Layer):
                 f"pretrained=False, or pass the path of a local .pdparams file of the backbone.")
         if pretrained is not False and not isinstance(pretrained, (str, os.PathLike)):
             raise ValueError(f"pretrained must be False or a path to a .pdparams file, got {pretrained!r}")
-        net = BACKBONES[self.name](pretrained=False)
+        net = backbone_constructor(self.name)(pretrained=False)
         self.feature_dim = int(net.fc.weight.shape[0])  # Paddle Linear weights are (in, out)
         net.fc = nn.Identity()
         if isinstance(getattr(net, "dropout", None), nn.Dropout):

@@ -13,7 +13,7 @@ from paddle_tag.data.augment import GrayToRGB, ToCHW, ToFloat
 from paddle_tag.data.sources import SUBDIRS, prepare
 from paddle_tag.data.sources.fashion_mnist import load_fashion_mnist
 from paddle_tag.errors import ModelLoadError
-from paddle_tag.models.backbones import BACKBONES, ImageEncoder
+from paddle_tag.models.backbones import BACKBONES, ImageEncoder, backbone_constructor
 
 DIMS = {"resnet18": 512, "mobilenetv3_small_x0_35": 1280, "pplcnet_x0_25": 1280}
 
@@ -53,7 +53,7 @@ def test_features_shape_and_no_classifier(encoders, name) -> None:
     enc.eval()
     assert enc.feature_dim == DIMS[name] and enc.name == name
     assert not [k for k in enc.state_dict() if k.startswith("net.fc.")]
-    assert BACKBONES[name](pretrained=False).fc.weight.shape[0] == enc.feature_dim  # what entered fc
+    assert backbone_constructor(name)(pretrained=False).fc.weight.shape[0] == enc.feature_dim  # what entered fc
     x = paddle.randn([2, 3, 32, 32])
     y = enc.forward_features(x)
     assert y.shape == [2, enc.feature_dim] and y.dtype == paddle.float32
