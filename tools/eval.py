@@ -2,6 +2,9 @@
 
 Without ``-c`` the checkpoint's own config is used; thresholds are the checkpoint's (tuned at training).
 
+A next-item checkpoint (``Data.modality: sequence``) is ranked on the valid and test splits of its interaction
+log, beside the non-learned baselines (MostPopular, ItemKNN, Markov chain) scored by the same evaluator.
+
 Probe a pretraining checkpoint's frozen encoder (kNN top-1 and a linear probe, fitted on
 ``Pretrain.knn_train_path``, scored on ``Pretrain.knn_eval_path``)::
 
@@ -14,12 +17,15 @@ import json
 from pathlib import Path
 
 from paddle_tag.config import load_config
+from paddle_tag.config.cli import config_parser, run_cli
+from paddle_tag.data.sequences import read_interactions
 from paddle_tag.engine.builder import load_dataset
-from paddle_tag.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from paddle_tag.engine.checkpoint import checkpoint_kind, load_checkpoint, resolve_checkpoint
 from paddle_tag.engine.evaluator import evaluate
+from paddle_tag.engine.probe import probe_encoder
+from paddle_tag.engine.tasks.next_item import load_next_item, rank_baselines, rank_model
 from paddle_tag.errors import ConfigError
 from paddle_tag.metrics import format_report
-from paddle_tag.config.cli import config_parser, run_cli
 from paddle_tag.utils.io import atomic_write_json
 
 
@@ -38,6 +44,8 @@ def main(argv=None) -> int:
         return probe(args, ckpt_dir)
     if not args.config:  # the checkpoint's resolved config, with the command line on top
         config = load_config(ckpt_dir / "config.yaml", args.override)
+    if checkpoint_kind(ckpt_dir) == "next_item":
+        return rank(args, config, ckpt_dir)
     ckpt = load_checkpoint(ckpt_dir)
     path = config.Data.eval_path
     if not path:
@@ -55,9 +63,19 @@ def main(argv=None) -> int:
     return 0
 
 
-def probe(args, ckpt_dir: Path) -> int:
-    from paddle_tag.engine.probe import probe_encoder
+def rank(args, config, ckpt_dir: Path) -> int:
+    data = read_interactions(config.Data.train_path)
+    model = load_next_item(ckpt_dir, data)
+    result = {"checkpoint": str(ckpt_dir), "data": config.Data.train_path,
+              **{part: rank_model(model, data, config, part) for part in ("valid", "test")},
+              "baselines": rank_baselines(data, config)}
+    print(json.dumps(result, ensure_ascii=False))
+    if args.output:
+        atomic_write_json(args.output, result)
+    return 0
 
+
+def probe(args, ckpt_dir: Path) -> int:
     if not args.config:  # a pretraining run writes its config.yaml next to best/ and last/
         run_config = ckpt_dir.parent / "config.yaml"
         if not run_config.is_file():

@@ -2,7 +2,7 @@
 
 Usage: python tools/prepare_data.py [NAME ... | all] [--out data] [--seed 42]
 with NAME one of thucnews, poetry, vocab, peoples_daily, synonyms, pretrain_zh, fashion_mnist,
-fashion_mosaic.
+fashion_mosaic, movielens_1m, movielens_100k.
 """
 
 from __future__ import annotations

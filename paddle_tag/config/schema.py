@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 from paddle_tag.config.discover_schema import DiscoverConfig
+from paddle_tag.config.recommend_schema import SEQUENCE_MODELS, RecommendConfig
 from paddle_tag.errors import ConfigError
 
 # The allowed names are defined here once: the ``Literal`` types below, the cross-section checks and the
@@ -76,8 +77,9 @@ class DataConfig:
     window_overlap: int = 32  # windows: tokens each window shares with the one before (tokenizers' "stride")
     max_windows: int = 16  # windows: a text is read up to this many windows; longer texts are cut (and counted)
     text_prefix: str = ""  # put before every text by the tokenizer (e5 models want "query: ")
-    # image: the *_path keys are .npz files (python tools/prepare_data.py fashion_mnist fashion_mosaic)
-    modality: Literal["text", "image"] = "text"
+    # image: the *_path keys are .npz files (python tools/prepare_data.py fashion_mnist fashion_mosaic);
+    # sequence: train_path is an interaction log folder (python tools/prepare_data.py movielens_1m)
+    modality: Literal["text", "image", "sequence"] = "text"
     image_size: int = 32  # images are resized to image_size × image_size (>= MIN_IMAGE_SIZE)
 
     def __post_init__(self) -> None:
@@ -100,9 +102,10 @@ class DataConfig:
 class ModelConfig:
     """The encoder (pretrained or built from the size keys below) and the tagging head."""
 
-    # a text encoder family (TEXT_ENCODERS), or an image backbone (IMAGE_BACKBONES, with Data.modality=image);
-    # the loader evaluates this hint at runtime, so the Literal is built from the tuples above
-    name: Literal[TEXT_ENCODERS + IMAGE_BACKBONES] = "ernie"
+    # a text encoder family (TEXT_ENCODERS), an image backbone (IMAGE_BACKBONES, Data.modality=image) or a
+    # sequence model (SEQUENCE_MODELS, Data.modality=sequence); the loader evaluates this hint at runtime, so the
+    # Literal is built from the tuples above
+    name: Literal[TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS] = "ernie"
     pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
     prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)
@@ -296,3 +299,4 @@ class Config:
     Export: ExportConfig = field(default_factory=ExportConfig)
     Pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     Discover: DiscoverConfig = field(default_factory=DiscoverConfig)
+    Recommend: RecommendConfig = field(default_factory=RecommendConfig)

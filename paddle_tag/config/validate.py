@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paddle_tag.config.schema import IMAGE_BACKBONES, IMAGE_METHODS, TEXT_ENCODERS, TEXT_METHODS, Config
+from paddle_tag.config.schema import (
+    IMAGE_BACKBONES,
+    IMAGE_METHODS,
+    SEQUENCE_MODELS,
+    TEXT_ENCODERS,
+    TEXT_METHODS,
+    Config,
+)
 from paddle_tag.errors import ConfigError
 
 
@@ -26,27 +33,35 @@ def validate(config: Config, *, training: bool = False) -> None:
 
 
 def check_modality(config: Config) -> None:
-    """``Data.modality``, ``Model.name`` and ``Pretrain.method`` must agree (text encoders and SimCSE for
-    text, PaddleClas backbones and SimCLR / MoCo for images)."""
-    name, method, image = config.Model.name, config.Pretrain.method, config.Data.modality == "image"
-    if not image and name in IMAGE_BACKBONES:
+    """``Data.modality``, ``Model.name`` and ``Pretrain.method`` must agree: text encoders and SimCSE for text,
+    PaddleClas backbones and SimCLR / MoCo for images, next-item models (no pretraining) for sequences."""
+    name, method, modality = config.Model.name, config.Pretrain.method, config.Data.modality
+    names = {"text": TEXT_ENCODERS, "image": IMAGE_BACKBONES, "sequence": SEQUENCE_MODELS}
+    if modality == "text" and name in IMAGE_BACKBONES:
         raise ConfigError(f"Model.name={name} is an image backbone but Data.modality=text: set Data.modality=image "
                           f"(with .npz data paths) or a text encoder ({', '.join(TEXT_ENCODERS)})")
-    if image and name not in IMAGE_BACKBONES:
+    if modality == "image" and name not in IMAGE_BACKBONES:
         raise ConfigError(f"Data.modality=image needs an image backbone as Model.name "
                           f"({', '.join(IMAGE_BACKBONES)}), got {name}")
-    if not image and method in IMAGE_METHODS:
+    if name not in names[modality]:
+        raise ConfigError(f"Model.name={name} does not read Data.modality={modality}; choose from "
+                          f"{', '.join(names[modality])}")
+    if modality != "image" and method in IMAGE_METHODS:
         raise ConfigError(f"Pretrain.method={method} pretrains images (Data.modality=image); text uses "
                           f"{' or '.join(TEXT_METHODS)}")
-    if image and method in TEXT_METHODS:
+    if modality == "image" and method in TEXT_METHODS:
         raise ConfigError(f"Pretrain.method={method} pretrains text; images use {' or '.join(IMAGE_METHODS)}")
+    if modality == "sequence" and method:
+        raise ConfigError(f"Pretrain.method={method}: next-item models (Data.modality=sequence) train directly; "
+                          "set Pretrain.method=null")
 
 
 def check_training(config: Config) -> None:
     """What a training run needs beyond the sections' ranges; files are only checked for presence here."""
     data, pre, model = config.Data, config.Pretrain, config.Model
     # pretraining is unsupervised: it selects best/ by the kNN monitor (if any), not by an eval split
-    for key in ("train_path",) if pre.method else ("train_path", "eval_path"):
+    # next-item models split the one interaction log themselves (leave-one-out)
+    for key in ("train_path",) if pre.method or data.modality == "sequence" else ("train_path", "eval_path"):
         if not getattr(data, key):
             raise ConfigError(f"Data.{key} is required for training")
     # the engine checks that Model.pretrained resolves to a local directory (image backbones have no vocabulary)

@@ -15,6 +15,7 @@ from paddle_tag.engine.runtime import setup_runtime
 from paddle_tag.engine.tasks.base import Task
 from paddle_tag.engine.tasks.image_tagging import ImageTagging, load_image_split
 from paddle_tag.engine.tasks.moco import MoCo
+from paddle_tag.engine.tasks.next_item import NextItem
 from paddle_tag.engine.tasks.simclr import SimCLR
 from paddle_tag.engine.tasks.simcse import SimCSE
 from paddle_tag.engine.tasks.text_tagging import TextTagging, load_text_split
@@ -26,14 +27,16 @@ TASKS: dict[str, type[Task]] = {
     "simcse": SimCSE,
     "simclr": SimCLR,
     "moco": MoCo,
+    "next_item": NextItem,
 }
 
 
 def task_name(config: Config) -> str:
-    """``Pretrain.method`` when set (simcse, simclr, moco), else tagging of ``Data.modality``."""
+    """``Pretrain.method`` when set (simcse, simclr, moco), next-item prediction for sequences, else tagging of
+    ``Data.modality``."""
     if config.Pretrain.method:
         return config.Pretrain.method
-    return "image_tagging" if config.Data.modality == "image" else "text_tagging"
+    return {"text": "text_tagging", "image": "image_tagging", "sequence": "next_item"}[config.Data.modality]
 
 
 def build_run(config: Config) -> Trainer:

@@ -11,6 +11,7 @@ from paddle_tag.config import (
     EXPORT_VARIANTS,
     IMAGE_BACKBONES,
     IMAGE_METHODS,
+    SEQUENCE_MODELS,
     MIN_IMAGE_SIZE,
     TEXT_ENCODERS,
     TEXT_METHODS,
@@ -165,7 +166,7 @@ def test_variants_direct_construction_and_round_trip(tmp_path):
 
 def test_literals_are_built_from_the_name_tuples():
     hints = typing.get_type_hints(ModelConfig)
-    assert typing.get_args(hints["name"]) == TEXT_ENCODERS + IMAGE_BACKBONES
+    assert typing.get_args(hints["name"]) == TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS
     method = typing.get_type_hints(PretrainConfig)["method"]
     literal = next(a for a in typing.get_args(method) if a is not type(None))
     assert typing.get_args(literal) == TEXT_METHODS + IMAGE_METHODS

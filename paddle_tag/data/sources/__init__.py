@@ -15,6 +15,8 @@ its outputs under ``out_root`` with a provenance record, and skips work already 
   ``<out_root>/fashion_mnist/{train,test}.npz``, ``labels.json``
 * ``fashion_mosaic``: multi-label 2×2 mosaics of Fashion-MNIST items ->
   ``<out_root>/fashion_mosaic/{train,dev,test}.npz``, ``labels.json``
+* ``movielens_1m`` / ``movielens_100k``: MovieLens ratings as implicit per-user sequences, movies tagged
+  with genres (RecBole sdists) -> ``<out_root>/movielens_1m/{items,users,sequences}.jsonl`` (likewise 100k)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Callable
 
 from paddle_tag.data.sources.fashion_mnist import prepare_fashion_mnist
 from paddle_tag.data.sources.fashion_mosaic import prepare_fashion_mosaic
+from paddle_tag.data.sources.movielens import prepare_movielens_1m, prepare_movielens_100k
 from paddle_tag.data.sources.peoples_daily import prepare_peoples_daily
 from paddle_tag.data.sources.poetry import prepare_poetry
 from paddle_tag.data.sources.pretrain_zh import prepare_pretrain_zh
@@ -42,6 +45,8 @@ PREPARERS: dict[str, Callable[..., dict[str, Any]]] = {
     "pretrain_zh": prepare_pretrain_zh,
     "fashion_mnist": prepare_fashion_mnist,
     "fashion_mosaic": prepare_fashion_mosaic,
+    "movielens_1m": prepare_movielens_1m,
+    "movielens_100k": prepare_movielens_100k,
 }
 #: Output folder of each preparer, relative to ``out_root``.
 SUBDIRS: dict[str, str] = {
@@ -53,6 +58,8 @@ SUBDIRS: dict[str, str] = {
     "pretrain_zh": "pretrain_zh",
     "fashion_mnist": "fashion_mnist",
     "fashion_mosaic": "fashion_mosaic",
+    "movielens_1m": "movielens_1m",
+    "movielens_100k": "movielens_100k",
 }
 
 
@@ -67,4 +74,5 @@ def prepare(name: str, out_root: str | os.PathLike[str] = "data", **kw: Any) -> 
 
 
 __all__ = ["PREPARERS", "SUBDIRS", "prepare", "prepare_fashion_mnist", "prepare_fashion_mosaic",
-           "prepare_peoples_daily", "prepare_poetry", "prepare_synonyms", "prepare_thucnews", "prepare_vocab"]
+           "prepare_movielens_100k", "prepare_movielens_1m", "prepare_peoples_daily", "prepare_poetry",
+           "prepare_synonyms", "prepare_thucnews", "prepare_vocab"]
