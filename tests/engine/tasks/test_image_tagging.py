@@ -221,6 +221,7 @@ def test_image_backbone_names_agree_with_paddleclas_backbones():
     from paddle_tag.models.backbones import BACKBONES
 
     assert set(IMAGE_BACKBONES) == set(BACKBONES)
-    assert set(typing.get_args(typing.get_type_hints(ModelConfig)["name"])) == {"ernie", "bert", *BACKBONES, "sasrec", "gru4rec"}
+    names = set(typing.get_args(typing.get_type_hints(ModelConfig)["name"]))
+    assert names == {"ernie", "bert", *BACKBONES, "sasrec", "gru4rec"}
     with pytest.raises(ConfigError, match=r"Model\.name: 'resnet50' is not allowed"):
         load_config(CONFIG, ["Model.name=resnet50"])

@@ -105,7 +105,8 @@ def saved_knn(directory: Path, config) -> float:
     encoder = encoder_from_pretrained("ernie", str(directory))
     tokenizer = TextTokenizer.from_file(directory / "tokenizer.json")
     model = ContrastiveTextModel(encoder, tokenizer.pad_token_id, "mean")
-    return KnnMonitor.from_config(config).accuracy(model, tokenizer, config.Data.max_seq_len, config.Data.eval_batch_size)
+    monitor = KnnMonitor.from_config(config)
+    return monitor.accuracy(model, tokenizer, config.Data.max_seq_len, config.Data.eval_batch_size)
 
 
 def test_knn_monitor_reports_knn_top1_and_picks_best(simcse_run):
