@@ -17,7 +17,10 @@ class RecommendConfig:
 
     item_tags: bool = True  # an item's vector adds the mean embedding of its tags (MovieLens: genres)
     eval_users: int = 0  # rank for at most this many users (a fixed sample) per evaluation; 0 = every user
+    knn_recent: int = 3  # the ItemKNN baseline sums similarities to the last N history items (chosen on ML-1M valid)
 
     def __post_init__(self) -> None:
+        if self.knn_recent < 1:
+            raise ConfigError(f"Recommend.knn_recent must be >= 1, got {self.knn_recent}")
         if self.eval_users < 0:
             raise ConfigError(f"Recommend.eval_users must be >= 0 (0 = every user), got {self.eval_users}")

@@ -79,16 +79,16 @@ class ItemKNN(_Recommender):
     ``sqrt(count_i * count_j)``), with ``sim(i, i) = 0``. A user's score of item ``j`` is the sum of ``sim(h, j)``
     over the last ``recent`` items ``h`` of the history (every occurrence counts).
 
-    ``recent`` defaults to 200, the input length of the standard sequential models on MovieLens-1M (SASRec,
-    BERT4Rec): the baseline then reads exactly the history a learned model reads, so a comparison measures the
-    method, not how much history it was given. It is not tuned on the test split; pass the model's maximum
-    sequence length to keep the two in step, or ``None`` for the whole history.
+    ``recent`` defaults to 3, chosen on MovieLens-1M's valid split (Hit@10 / NDCG@10 for 1, 3, 5, 10, 20, 50, 200
+    recent items: 0.152/0.086, 0.178/0.096, 0.172/0.096, 0.153/0.082, 0.116/0.060, 0.078/0.041, 0.066/0.033): what
+    a user watched last says most about what comes next, and a long window drowns it in the whole history. Never
+    tuned on test; ``Recommend.knn_recent`` sets it, ``None`` reads the whole history.
 
     The similarity matrix is dense float32, ``(N+1)**2 * 4`` bytes (55 MB for MovieLens-1M's 3706 items): on
     MovieLens most item pairs co-occur, so a sparse matrix would not be smaller.
     """
 
-    def __init__(self, recent: int | None = 200) -> None:
+    def __init__(self, recent: int | None = 3) -> None:
         if recent is not None and recent < 1:
             raise ValueError(f"recent must be positive or None, got {recent}")
         self.recent = recent

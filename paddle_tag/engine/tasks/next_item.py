@@ -136,7 +136,8 @@ def rank_baselines(data: InteractionData, config: Config) -> dict:
         before = data.leave_one_out("train") if part == "valid" else data.leave_one_out("test")[1]
         histories, targets = split_for(data, part, config.Recommend.eval_users)
         for name, baseline in BASELINES.items():
-            fitted = baseline().fit(before, len(data.item_ids) - 1)
+            options = {"recent": config.Recommend.knn_recent} if name == "item_knn" else {}
+            fitted = baseline(**options).fit(before, len(data.item_ids) - 1)
             scores.setdefault(name, {})[part] = evaluate_ranking(
                 lambda rows: fitted.score([histories[i] for i in rows]), histories, targets,
                 len(data.item_ids) - 1, batch_size=config.Data.eval_batch_size)
