@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -94,3 +95,12 @@ def blobs(k: int, per: int, dim: int = 16, spread: float = 0.15, seed: int = 0) 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     pairs = set(zip(a.tolist(), b.tolist()))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def npz_subset(src: Path, dst: Path, n: int) -> Path:
+    """The first ``n`` items of a prepared .npz split, with its labels.json."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with np.load(src) as npz:
+        np.savez(dst, **{k: npz[k][:n] for k in npz.files})
+    shutil.copy(src.parent / "labels.json", dst.parent / "labels.json")
+    return dst

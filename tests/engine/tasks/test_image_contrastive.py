@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
-from helpers import DATA, REPO, run_tool
+from helpers import DATA, REPO, npz_subset, run_tool
 from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
@@ -212,18 +211,9 @@ def test_resume_after_stop_matches_uninterrupted_run(method, tmp_path):
 # ---------------------------------------------------------------- 5. hand-off to image fine-tuning
 
 
-def subset(src: Path, dst: Path, n: int) -> Path:
-    """The first ``n`` items of a prepared .npz split, with its labels.json."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with np.load(src) as npz:
-        np.savez(dst, **{k: npz[k][:n] for k in npz.files})
-    shutil.copy(src.parent / "labels.json", dst.parent / "labels.json")
-    return dst
-
-
 def test_best_backbone_is_what_image_finetuning_starts_from(simclr_run, tmp_path):
     out = simclr_run[0]
-    dev = subset(MOSAIC / "dev.npz", tmp_path / "mosaic/dev.npz", 64)
+    dev = npz_subset(MOSAIC / "dev.npz", tmp_path / "mosaic/dev.npz", 64)
     finetune = ["Data.image_size=32", f"Data.eval_path={dev}", "Data.test_path=null", "Data.batch_size=16",
                 "Global.max_steps=1", "Global.progress=false", f"Global.output_dir={tmp_path / 'ft'}"]
     trainer = build_run(load_config(MOSAIC_CONFIG, finetune + [f"Model.pretrained={out / 'best'}"]))

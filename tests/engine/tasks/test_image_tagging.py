@@ -6,13 +6,12 @@ import contextlib
 import io
 import json
 import runpy
-import shutil
 import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, REPO, with_o
+from helpers import DATA, REPO, npz_subset, with_o
 from safetensors.numpy import load_file
 
 from paddle_tag.config import load_config
@@ -29,15 +28,6 @@ MOSAIC = DATA / "fashion_mosaic"
 STEPS = 6
 
 
-def subset(src: Path, dst: Path, n: int) -> Path:
-    """The first ``n`` items of a prepared .npz split, with its labels.json."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with np.load(src) as npz:
-        np.savez(dst, **{k: npz[k][:n] for k in npz.files})
-    shutil.copy(src.parent / "labels.json", dst.parent / "labels.json")
-    return dst
-
-
 @pytest.fixture(scope="module")
 def mosaics(tmp_path_factory) -> dict[str, Path]:
     """All 12,000 train mosaics (only the batches drawn are used), 96 dev and 96 test mosaics."""
@@ -45,8 +35,8 @@ def mosaics(tmp_path_factory) -> dict[str, Path]:
 
     prepare("fashion_mosaic", DATA)  # also Fashion-MNIST; skipped when up to date
     root = tmp_path_factory.mktemp("mosaic")
-    return {"train": MOSAIC / "train.npz", "dev": subset(MOSAIC / "dev.npz", root / "dev.npz", 96),
-            "test": subset(MOSAIC / "test.npz", root / "test.npz", 96)}
+    return {"train": MOSAIC / "train.npz", "dev": npz_subset(MOSAIC / "dev.npz", root / "dev.npz", 96),
+            "test": npz_subset(MOSAIC / "test.npz", root / "test.npz", 96)}
 
 
 def tiny(mosaics: dict[str, Path], out: Path, *extra: str) -> list[str]:
@@ -197,7 +187,7 @@ def test_mismatched_config_is_refused_before_writing(config, extra, message, mos
 
 
 def test_eval_split_with_other_classes_is_refused(mosaics, tmp_path):
-    dev = subset(MOSAIC / "dev.npz", tmp_path / "renamed/dev.npz", 8)
+    dev = npz_subset(MOSAIC / "dev.npz", tmp_path / "renamed/dev.npz", 8)
     names = json.loads((dev.parent / "labels.json").read_text(encoding="utf-8"))
     names[0]["name"] = "毛衣"
     (dev.parent / "labels.json").write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
