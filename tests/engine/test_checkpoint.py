@@ -210,3 +210,11 @@ def test_old_image_pretraining_checkpoint_loads_its_backbone(tmp_path):
     os.remove(tmp_path / "other" / "backbone.json")
     with pytest.raises(ModelLoadError, match="not a paddle_tag checkpoint"):
         load_backbone(ImageEncoder("pplcnet_x0_25"), tmp_path / "other")
+
+
+def test_a_tagger_checkpoint_is_not_a_text_encoder_to_start_from(tiny_checkpoint, thucnews_small, tmp_path):
+    config = load_config(REPO / "configs/text/thucnews_ernie_small.yaml", [
+        f"Model.pretrained={tiny_checkpoint}", f"Data.train_path={thucnews_small['train']}",
+        f"Data.eval_path={thucnews_small['dev']}", "Data.test_path=null", f"Global.output_dir={tmp_path / 'run'}"])
+    with pytest.raises(ModelLoadError, match="is a text_tagging checkpoint; a text encoder starts from"):
+        build_run(config)
