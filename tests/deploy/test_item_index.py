@@ -4,6 +4,8 @@ Real faiss indexes on small synthetic catalogues; the reference is numpy brute f
 """
 from __future__ import annotations
 
+import threading
+
 import faiss
 import numpy as np
 import pytest
@@ -67,6 +69,22 @@ def test_approximate_index_reaches_high_recall_on_clustered_items(kind, options,
     np.testing.assert_allclose(scores, np.einsum("bkh,bh->bk", vectors[rows], queries), atol=1e-5)
 
 
+def test_tune_trades_recall_for_effort_without_a_rebuild():
+    vectors, queries = clustered(6000, seed=5), clustered(100, seed=6)
+    want_rows, _ = reference(vectors, queries, 10)
+    index = ItemIndex(vectors, approximate_above=1000, approximate="ivf", nlist=64, nprobe=1)
+    recalls = []
+    for nprobe in (1, 64):  # 64 of 64 cells: every item is visited, the search is exact
+        index.tune(nprobe=nprobe)
+        rows, _ = index.search(queries, 10)
+        recalls.append(np.mean([len(set(got) & set(want)) / 10 for got, want in zip(rows, want_rows)]))
+    assert recalls[0] < 0.9 and recalls[1] == 1.0
+    with pytest.raises(ItemIndexError, match="ef_search tunes an 'hnsw' index, this one is 'ivf'"):
+        index.tune(ef_search=10)
+    with pytest.raises(ItemIndexError, match="nprobe must be a positive integer"):
+        index.tune(nprobe=0)
+
+
 def test_the_small_catalogue_stays_exact_up_to_the_threshold():
     vectors = clustered(300, seed=7)
     assert ItemIndex(vectors, approximate_above=300).kind == "exact"
@@ -96,6 +114,7 @@ def test_skip_rows_and_exclusions_are_never_returned_even_when_best(options):
         np.testing.assert_allclose(scores[b], vectors[rows[b]] @ queries[b], atol=1e-5)
         if index.kind == "exact":
             np.testing.assert_array_equal(rows[b], want_rows[0])
+            np.testing.assert_allclose(scores[b], want_scores[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("options", KINDS, ids=["exact", "hnsw", "ivf"])
@@ -133,13 +152,26 @@ def test_float64_input_is_converted_to_float32():
     np.testing.assert_allclose(scores32, scores64, atol=1e-6)
 
 
-def test_threads_sets_the_faiss_thread_count():
+def test_threads_apply_in_whichever_thread_searches():
+    # OpenMP thread counts are per calling thread: a server's worker thread must get the index's count too
+    counts = {}
     before = faiss.omp_get_max_threads()
     try:
-        ItemIndex(clustered(50), threads=1)
-        assert faiss.omp_get_max_threads() == 1
+        index = ItemIndex(clustered(50), threads=3)
+        assert index.threads == 3
+
+        def worker() -> None:
+            index.search(clustered(4, seed=1), 5)
+            counts["batch"] = faiss.omp_get_max_threads()
+            index.search(clustered(1, seed=1), 5)
+            counts["single"] = faiss.omp_get_max_threads()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
     finally:
         faiss.omp_set_num_threads(before)
+    assert counts == {"batch": 3, "single": 1}
 
 
 @pytest.mark.parametrize("call, message", [
