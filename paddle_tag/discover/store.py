@@ -1,4 +1,4 @@
-"""The tag database: taxonomy versions, tags, items, assignments and an audit of edits, through SQLAlchemy 2.x.
+"""The tag database (SQLAlchemy 2.x): taxonomy versions, tags, items, assignments, edit audit, user tag profiles.
 
 A SQLite file by default (``sqlite:///output/discover/<name>/tags.db``); a PostgreSQL URL works the same
 way (``postgresql://user:password@host/db``, with ``pip install "psycopg[binary]"``; a plain ``postgresql://``
@@ -11,6 +11,7 @@ assignments) and makes it current in the same transaction, so a crash in the mid
 version intact and current. Edits (rename / merge / delete, in ``store_edits``) change the current version in
 place and write their audit row in the same transaction. Incremental assignment
 (:meth:`TagStore.record_assignments`) writes the new items, their assignments and the moved centroids together.
+User tag profiles and a data set's own tags (``store_profiles``) are written the same way.
 
 Usage::
 
@@ -31,6 +32,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from paddle_tag.discover import store_edits as edits
+from paddle_tag.discover import store_profiles
 from paddle_tag.discover import store_schema as s
 from paddle_tag.discover.store_edits import TagInfo, VersionInfo
 from paddle_tag.discover.store_engine import open_engine, resolve_url
@@ -153,12 +155,16 @@ class TagStore:
     def merge_tags(self, tags: Sequence[TagRef], name: Optional[str] = None, actor: Optional[str] = None) -> TagInfo:
         """Merge ``tags`` into the first one (its key stays); the others' items move to it."""
         with self._transaction() as conn:
-            return edits.merge(conn, [edits.resolve(conn, tag, self.where) for tag in tags], name, actor)
+            resolved = [edits.resolve(conn, tag, self.where) for tag in tags]
+            store_profiles.fold_tags(conn, resolved[0].id, [t.id for t in resolved[1:]])
+            return edits.merge(conn, resolved, name, actor)
 
     def delete_tag(self, tag: TagRef, actor: Optional[str] = None) -> TagInfo:
         """Delete a tag; its items become unassigned."""
         with self._transaction() as conn:
-            return edits.delete(conn, edits.resolve(conn, tag, self.where), actor)
+            resolved = edits.resolve(conn, tag, self.where)
+            store_profiles.drop_tag(conn, resolved.id)
+            return edits.delete(conn, resolved, actor)
 
     def audit_log(self, limit: Optional[int] = None) -> list[dict[str, Any]]:
         """Audit rows, newest first."""
@@ -212,6 +218,11 @@ class TagStore:
             self._insert_assignments(conn, version_id, tag_ids, assignments, "assign", now, position)
             if centroids:
                 self._set_centroids(conn, version, tag_ids, centroids, now)
+
+    @property
+    def profiles(self) -> store_profiles.ProfileStore:
+        """A data set's own tags and user tag profiles (``store_profiles``), one transaction per call."""
+        return store_profiles.ProfileStore(self._transaction, self._insert_items)
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _require_version_current(self, conn: Connection, version_id: int) -> VersionInfo:

@@ -76,6 +76,37 @@ audit = Table(
     Column("new", JSON, nullable=True),
 )
 
+# Multi-label item tags of a version (a data set's own tags: a MovieLens film has several genres), where the
+# assignments table holds discovery's one tag per item. Weights are memberships (1 = carries the tag).
+item_tags = Table(
+    "item_tags", metadata,
+    Column("version_id", Integer, ForeignKey("taxonomy_versions.id"), primary_key=True),
+    Column("item_id", String(255), ForeignKey("items.item_id"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), primary_key=True, index=True),
+    Column("weight", Float, nullable=False),
+)
+
+# One set of user tag profiles per taxonomy version and source; writing a set replaces the previous one.
+profile_sets = Table(
+    "profile_sets", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", Integer, ForeignKey("taxonomy_versions.id"), nullable=False),
+    Column("source", String(20), nullable=False),       # "history" | "predicted"
+    Column("model", String(500), nullable=True),        # the checkpoint that predicted them (+ its sha256)
+    Column("params", JSON, nullable=False),             # how they were made (half-life, data, ...)
+    Column("created", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("version_id", "source", name="one_profile_set_per_source"),
+)
+
+# A user's weight on each tag (only weights > 0 are stored; a user's weights sum to at most 1).
+user_tag_profiles = Table(
+    "user_tag_profiles", metadata,
+    Column("set_id", Integer, ForeignKey("profile_sets.id"), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), primary_key=True, index=True),
+    Column("weight", Float, nullable=False),
+)
+
 # one row per applied migration (see store_migrations): the database's schema version is the newest row
 schema_version = Table(
     "schema_version", metadata,
