@@ -2,8 +2,8 @@
 
 Without ``-c`` the checkpoint's own config is used; thresholds are the checkpoint's (tuned at training).
 
-A next-item checkpoint (``Data.modality: sequence``) is ranked on the valid and test splits of its interaction
-log, beside the non-learned baselines (MostPopular, ItemKNN, Markov chain) scored by the same evaluator.
+A next-item or two-tower checkpoint (``Data.modality: sequence``) is ranked on the valid and test splits of its
+interaction log, beside the non-learned baselines (MostPopular, ItemKNN, Markov chain) scored by the same evaluator.
 
 Probe a pretraining checkpoint's frozen encoder (kNN top-1 and a linear probe, fitted on
 ``Pretrain.knn_train_path``, scored on ``Pretrain.knn_eval_path``)::
@@ -24,6 +24,7 @@ from paddle_tag.engine.checkpoint import checkpoint_kind, load_checkpoint, resol
 from paddle_tag.engine.evaluator import evaluate
 from paddle_tag.engine.probe import probe_encoder
 from paddle_tag.engine.tasks.next_item import load_next_item, rank_baselines, rank_model
+from paddle_tag.engine.tasks.two_tower import load_two_tower, profile_ids, rank_two_tower
 from paddle_tag.errors import ConfigError
 from paddle_tag.metrics import format_report
 from paddle_tag.utils.io import atomic_write_json
@@ -44,8 +45,9 @@ def main(argv=None) -> int:
         return probe(args, ckpt_dir)
     if not args.config:  # the checkpoint's resolved config, with the command line on top
         config = load_config(ckpt_dir / "config.yaml", args.override)
-    if checkpoint_kind(ckpt_dir) == "next_item":
-        return rank(args, config, ckpt_dir)
+    kind = checkpoint_kind(ckpt_dir)
+    if kind in ("next_item", "two_tower"):
+        return rank(args, config, ckpt_dir, kind)
     ckpt = load_checkpoint(ckpt_dir)
     path = config.Data.eval_path
     if not path:
@@ -63,11 +65,16 @@ def main(argv=None) -> int:
     return 0
 
 
-def rank(args, config, ckpt_dir: Path) -> int:
+def rank(args, config, ckpt_dir: Path, kind: str) -> int:
     data = read_interactions(config.Data.train_path)
-    model = load_next_item(ckpt_dir, data)
-    result = {"checkpoint": str(ckpt_dir), "data": config.Data.train_path,
-              **{part: rank_model(model, data, config, part) for part in ("valid", "test")},
+    if kind == "two_tower":
+        model, vocab = load_two_tower(ckpt_dir, data)
+        profiles = profile_ids(data.users, vocab)
+        scores = {part: rank_two_tower(model, data, profiles, config, part) for part in ("valid", "test")}
+    else:
+        model = load_next_item(ckpt_dir, data)
+        scores = {part: rank_model(model, data, config, part) for part in ("valid", "test")}
+    result = {"checkpoint": str(ckpt_dir), "data": config.Data.train_path, **scores,
               "baselines": rank_baselines(data, config)}
     print(json.dumps(result, ensure_ascii=False))
     if args.output:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 from paddle_tag.config.discover_schema import DiscoverConfig
-from paddle_tag.config.recommend_schema import SEQUENCE_MODELS, RecommendConfig
+from paddle_tag.config.recommend_schema import SEQUENCE_MODELS, TWO_TOWER_MODELS, RecommendConfig
 from paddle_tag.errors import ConfigError
 
 # The allowed names are defined here once: the ``Literal`` types below, the cross-section checks and the
@@ -103,9 +103,9 @@ class ModelConfig:
     """The encoder (pretrained or built from the size keys below) and the tagging head."""
 
     # a text encoder family (TEXT_ENCODERS), an image backbone (IMAGE_BACKBONES, Data.modality=image) or a
-    # sequence model (SEQUENCE_MODELS, Data.modality=sequence); the loader evaluates this hint at runtime, so the
-    # Literal is built from the tuples above
-    name: Literal[TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS] = "ernie"
+    # sequence or two-tower model (SEQUENCE_MODELS, TWO_TOWER_MODELS; Data.modality=sequence); the loader
+    # evaluates this hint at runtime, so the Literal is built from the tuples above
+    name: Literal[TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS + TWO_TOWER_MODELS] = "ernie"
     pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
     prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)

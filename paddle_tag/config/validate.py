@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paddle_tag.config.recommend_schema import TWO_TOWER_MODELS
 from paddle_tag.config.schema import (
     IMAGE_BACKBONES,
     IMAGE_METHODS,
@@ -28,6 +29,9 @@ def validate(config: Config, *, training: bool = False) -> None:
     # (checked against its checkpoint when it is loaded)
     if config.Data.modality == "text" and not model.pretrained and config.Data.max_seq_len > model.max_position:
         raise ConfigError(f"Data.max_seq_len={config.Data.max_seq_len} exceeds Model.max_position={model.max_position}")
+    if model.name in TWO_TOWER_MODELS and config.Recommend.recent_items > config.Data.max_seq_len:
+        raise ConfigError(f"Recommend.recent_items={config.Recommend.recent_items} exceeds the history the model reads "
+                          f"(Data.max_seq_len={config.Data.max_seq_len})")
     if training:
         check_training(config)
 
@@ -36,7 +40,7 @@ def check_modality(config: Config) -> None:
     """``Data.modality``, ``Model.name`` and ``Pretrain.method`` must agree: text encoders and SimCSE for text,
     PaddleClas backbones and SimCLR / MoCo for images, next-item models (no pretraining) for sequences."""
     name, method, modality = config.Model.name, config.Pretrain.method, config.Data.modality
-    names = {"text": TEXT_ENCODERS, "image": IMAGE_BACKBONES, "sequence": SEQUENCE_MODELS}
+    names = {"text": TEXT_ENCODERS, "image": IMAGE_BACKBONES, "sequence": SEQUENCE_MODELS + TWO_TOWER_MODELS}
     if modality == "text" and name in IMAGE_BACKBONES:
         raise ConfigError(f"Model.name={name} is an image backbone but Data.modality=text: set Data.modality=image "
                           f"(with .npz data paths) or a text encoder ({', '.join(TEXT_ENCODERS)})")

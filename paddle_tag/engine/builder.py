@@ -7,6 +7,7 @@ from __future__ import annotations
 import paddle
 
 from paddle_tag.config import Config, validate
+from paddle_tag.config.recommend_schema import TWO_TOWER_MODELS
 from paddle_tag.data.dataset import TaggingDataset
 from paddle_tag.data.images import ImageDataset
 from paddle_tag.data.labels import LabelSet
@@ -19,6 +20,7 @@ from paddle_tag.engine.tasks.next_item import NextItem
 from paddle_tag.engine.tasks.simclr import SimCLR
 from paddle_tag.engine.tasks.simcse import SimCSE
 from paddle_tag.engine.tasks.text_tagging import TextTagging, load_text_split
+from paddle_tag.engine.tasks.two_tower import TwoTower
 from paddle_tag.engine.trainer import Trainer
 
 TASKS: dict[str, type[Task]] = {
@@ -28,14 +30,17 @@ TASKS: dict[str, type[Task]] = {
     "simclr": SimCLR,
     "moco": MoCo,
     "next_item": NextItem,
+    "two_tower": TwoTower,
 }
 
 
 def task_name(config: Config) -> str:
-    """``Pretrain.method`` when set (simcse, simclr, moco), next-item prediction for sequences, else tagging of
-    ``Data.modality``."""
+    """``Pretrain.method`` when set (simcse, simclr, moco), next-item prediction (or two-tower retrieval) for
+    sequences, else tagging of ``Data.modality``."""
     if config.Pretrain.method:
         return config.Pretrain.method
+    if config.Data.modality == "sequence" and config.Model.name in TWO_TOWER_MODELS:
+        return "two_tower"
     return {"text": "text_tagging", "image": "image_tagging", "sequence": "next_item"}[config.Data.modality]
 
 

@@ -50,7 +50,7 @@ from paddle_tag.utils.io import atomic_write_json, previous_copy, read_json, rep
 
 MANIFEST = "checkpoint.json"
 FORMAT = 1
-KINDS = ("text_tagging", "image_tagging", "simcse", "simclr", "moco", "next_item")
+KINDS = ("text_tagging", "image_tagging", "simcse", "simclr", "moco", "next_item", "two_tower")
 TAGGER_KINDS = ("text_tagging", "image_tagging")
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"

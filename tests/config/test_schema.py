@@ -23,6 +23,7 @@ from paddle_tag.config import (
     load_config,
     save_config,
 )
+from paddle_tag.config.recommend_schema import TWO_TOWER_MODELS
 from paddle_tag.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,7 +167,7 @@ def test_variants_direct_construction_and_round_trip(tmp_path):
 
 def test_literals_are_built_from_the_name_tuples():
     hints = typing.get_type_hints(ModelConfig)
-    assert typing.get_args(hints["name"]) == TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS
+    assert typing.get_args(hints["name"]) == TEXT_ENCODERS + IMAGE_BACKBONES + SEQUENCE_MODELS + TWO_TOWER_MODELS
     method = typing.get_type_hints(PretrainConfig)["method"]
     literal = next(a for a in typing.get_args(method) if a is not type(None))
     assert typing.get_args(literal) == TEXT_METHODS + IMAGE_METHODS

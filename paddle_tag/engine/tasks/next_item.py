@@ -50,12 +50,19 @@ def score_histories(model: NextItemModel, histories: list[np.ndarray], max_len: 
     return model.scores(paddle.to_tensor(left_pad(histories, max_len))).astype("float32").numpy()
 
 
-def split_for(data: InteractionData, part: str, max_users: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The ``part`` ("valid" / "test") histories and targets, at most ``max_users`` of them (a fixed sample)."""
-    _, histories, targets = data.leave_one_out(part)
+def split_users(data: InteractionData, part: str, max_users: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """The ``part`` ("valid" / "test") user rows, histories and targets, at most ``max_users`` of them (a fixed
+    sample, the same for every model and baseline)."""
+    rows, histories, targets = data.leave_one_out(part)
     if 0 < max_users < len(targets):
         keep = np.sort(np.random.default_rng(0).choice(len(targets), max_users, replace=False))
-        histories, targets = [histories[i] for i in keep], targets[keep]
+        rows, histories, targets = rows[keep], [histories[i] for i in keep], targets[keep]
+    return rows, histories, targets
+
+
+def split_for(data: InteractionData, part: str, max_users: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The ``part`` histories and targets of :func:`split_users`."""
+    _, histories, targets = split_users(data, part, max_users)
     return histories, targets
 
 
