@@ -37,7 +37,7 @@ from paddle_tag.models.sequential import NextItemModel
 from paddle_tag.utils.io import read_json, sha256_file
 
 #: half-lives (in items) tried on the valid split by ``half_life="auto"``; None = every history item alike
-HALF_LIVES: tuple[Optional[float], ...] = (None, 100.0, 30.0, 10.0, 3.0)
+HALF_LIVES: tuple[Optional[float], ...] = (None, 100.0, 30.0, 10.0, 3.0, 1.0, 0.3)
 HalfLife = Union[None, float, str]  # None, a half-life, or "auto"
 
 
