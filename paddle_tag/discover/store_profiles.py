@@ -221,9 +221,12 @@ def read_profiles(conn: Connection, version_id: int, source: str,
     column = {info.id: k for k, info in enumerate(tags)}
     p = s.user_tag_profiles
     query = select(p.c.user_id, p.c.tag_id, p.c.weight).where(p.c.set_id == header["id"]).order_by(p.c.user_id)
+    # a few users are looked up by key (the primary key's index), not by reading the whole set
+    chunks = [None] if user_ids is None else [list(user_ids)[i:i + 500] for i in range(0, len(user_ids), 500)]
     weights: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(tags)))
-    for user_id, tag_id, weight in conn.execute(query):
-        weights[user_id][column[tag_id]] = weight
+    for chunk in chunks:
+        for user_id, tag_id, weight in conn.execute(query if chunk is None else query.where(p.c.user_id.in_(chunk))):
+            weights[user_id][column[tag_id]] = weight
     wanted = list(weights) if user_ids is None else list(user_ids)
     unknown = [u for u in wanted if u not in weights]
     if unknown:
