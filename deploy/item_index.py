@@ -174,6 +174,10 @@ class ItemIndex:
         excluded = [self._check_rows(rows, f"exclude[{b}]") if rows is not None else np.empty(0, np.int64)
                     for b, rows in enumerate(exclude if exclude is not None else [None] * len(queries))]
         faiss.omp_set_num_threads(1 if len(queries) == 1 else self.threads)
+        if not any(len(rows) for rows in excluded):  # the common case, without the per-query filtering
+            found_scores, positions = self._index.search(queries, k)
+            if (positions >= 0).all():
+                return self._rows[positions], found_scores
         indices = np.full((len(queries), k), -1, dtype=np.int64)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         # how many places each query can fill at all, once its searchable exclusions are gone
