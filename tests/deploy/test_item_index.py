@@ -201,6 +201,7 @@ def test_bad_searches_are_refused_clearly(call, message):
     (np.ones((3, 4), np.float32), {"approximate": "lsh"}, "approximate must be one of"),
     (np.ones((3, 4), np.float32), {"threads": 0}, "threads must be a positive integer"),
     (np.ones((3, 4), np.float32), {"ef_search": 0}, "ef_search must be a positive integer"),
+    (np.ones((3, 4), np.float32), {"nlist": 0}, "nlist must be a positive integer"),
 ])
 def test_bad_catalogues_are_refused_clearly(vectors, options, message):
     with pytest.raises(ItemIndexError, match=message):
