@@ -4,6 +4,8 @@
 
 Without ``-c`` the checkpoint's own config is used (its ``Data.eval_path`` gives the parity samples).
 An export whose FP32 model differs from Paddle by more than ``Export.fp32_atol`` is not written (exit 2).
+A ``next_item`` checkpoint (SASRec, GRU4Rec) is exported as a recommender: user encoder ONNX (FP32) + item table
++ items + popularity, checked on the test split of its ``Data.train_path`` (same top-10 items for >= 99 % of users).
 """
 from __future__ import annotations
 
@@ -16,9 +18,21 @@ from paddle_tag.export import export_checkpoint, read_manifest
 from paddle_tag.config.cli import config_parser, run_cli
 
 
+def recommender_summary(out, manifest: dict, seconds: float) -> str:
+    """One line: the encoder's size, max |user vector diff| vs Paddle, and the top-10 agreement."""
+    par, model = manifest["parity"]["fp32"], manifest["model"]
+    size = (out / manifest["models"]["fp32"]["file"]).stat().st_size / 2**20
+    return (f"recommender {model['name']} ({model['num_items']} items, hidden {model['hidden']}, "
+            f"last {model['max_len']} items): user encoder fp32 {size:.2f} MB, "
+            f"max |user vector diff| {par['max_abs_diff']:.2e}, same top-10 for {100 * par['top10_agreement']:.2f} % "
+            f"of {par['users']} {par['split']} users; exported in {seconds:.1f} s to {out}")
+
+
 def summary(out, seconds: float) -> str:
     """A table of the exported variants: file size, max |logit diff| vs Paddle, metric Paddle → ONNX."""
     manifest = read_manifest(out)
+    if manifest.get("kind") == "recommender":
+        return recommender_summary(out, manifest, seconds)
     rows = [("variant", "file", "size MB", "max |diff|", "same tags", "metric (paddle → onnx)")]
     for variant, entry in manifest["models"].items():
         par = manifest["parity"][variant]

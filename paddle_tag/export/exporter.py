@@ -1,5 +1,7 @@
 """Export a checkpoint: static graph → ONNX FP32 (+ FP16, INT8) → tokenizer.json → parity → manifest.
 
+A ``next_item`` checkpoint is exported as a recommender instead (:mod:`paddle_tag.export.recommender`).
+
 Everything is written into a hidden sibling of ``Export.output_dir`` and swapped in only when it is
 complete and FP32 parity holds (:func:`paddle_tag.utils.io.replace_directory`): a failed export leaves
 the previous one untouched.
@@ -19,11 +21,12 @@ from paddle_tag.config import Config
 from paddle_tag.config.schema import ExportConfig
 from paddle_tag.data.text_inputs import TextInputSpec
 from paddle_tag.data.tokenizer import TOKENIZER_FILE
-from paddle_tag.engine.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
+from paddle_tag.engine.checkpoint import Checkpoint, checkpoint_kind, load_checkpoint, resolve_checkpoint
 from paddle_tag.errors import ConfigError, ExportError
 from paddle_tag.export.manifest import MANIFEST_FILE, TASK_ACTIVATION, format_version, io_spec, write_manifest
 from paddle_tag.export.onnx_convert import finalize_fp32, paddle_to_onnx, session
 from paddle_tag.export.parity import compare, load_parity_data, onnx_logits, paddle_logits, require_fp32
+from paddle_tag.export.recommender import load_recommender, write_recommender_export
 from paddle_tag.export.static import save_static
 from paddle_tag.export.variants import FILES, to_fp16, to_int8
 from paddle_tag.utils.io import replace_directory, sha256_file
@@ -46,9 +49,15 @@ def export_checkpoint(config: Config) -> Path:
     if not config.Global.checkpoint:
         raise ConfigError("export needs -o Global.checkpoint=<checkpoint directory>")
     ckpt_dir = resolve_checkpoint(config.Global.checkpoint)
+    out = Path(config.Export.output_dir)
+    if checkpoint_kind(ckpt_dir) == "next_item":
+        check_output_dir(out, ckpt_dir)
+        source = load_recommender(config, ckpt_dir)
+        with replace_directory(out) as tmp:
+            write_recommender_export(tmp, config, source, versions())
+        return out
     ckpt = load_checkpoint(ckpt_dir)
     settings = check_settings(config, ckpt)
-    out = Path(config.Export.output_dir)
     check_output_dir(out, ckpt_dir)
     with replace_directory(out) as tmp:
         write_export(tmp, config, ckpt, **settings)

@@ -1,5 +1,8 @@
 """``manifest.json``: the contract between an export directory and the Paddle-free runner in ``deploy/``.
 
+A recommender's manifest says ``"kind": "recommender"`` and has its own keys
+(:mod:`paddle_tag.export.recommend_manifest`); a tagger's has no ``kind``, and these keys.
+
 Keys (shared with ``deploy/``, change both sides together)::
 
     format_version  1, or 2 for a model that reads texts as windows or has a wide part
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from paddle_tag.errors import ManifestError
+from paddle_tag.export.recommend_manifest import (RECOMMENDER, RECOMMENDER_KEYS, check_recommender,
+                                                   check_recommender_files)
 from paddle_tag.utils.io import atomic_write_json, read_json, sha256_file
 
 MANIFEST_FILE = "manifest.json"
@@ -75,7 +80,8 @@ def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> di
     """Hash the directory's files into ``manifest["files"]``, validate, write ``manifest.json``; return it."""
     directory = Path(directory)
     manifest = {**manifest, "files": file_hashes(directory)}
-    manifest = {key: manifest[key] for key in KEYS[manifest["format_version"]]}  # contract order; KeyError if missing
+    keys = RECOMMENDER_KEYS if manifest.get("kind") == RECOMMENDER else KEYS[manifest["format_version"]]
+    manifest = {key: manifest[key] for key in keys}  # contract order; KeyError if missing
     validate_manifest(directory, manifest)
     atomic_write_json(directory / MANIFEST_FILE, manifest)
     return manifest
@@ -108,6 +114,12 @@ def validate_manifest(directory: str | os.PathLike, manifest: dict[str, Any],
     directory = Path(directory)
     if not isinstance(manifest, dict):
         _fail(directory, "expected a JSON object")
+    if manifest.get("kind") == RECOMMENDER:
+        check_recommender(directory, manifest)
+        if verify_files:
+            verify_directory(directory, manifest["files"])
+            check_recommender_files(directory, manifest)
+        return manifest
     version = manifest.get("format_version")
     if version not in KEYS or isinstance(version, bool):
         _fail(directory, f"format_version {version!r} is not supported (expected one of {sorted(KEYS)})")

@@ -29,7 +29,8 @@ from paddle_tag.export.fusion import prune_to_cls, remove_dead_nodes
 OUTPUT_NAME = "logits"
 #: the contract's inputs in order, by rank, with their symbolic dims (what deploy/ and manifest.json say)
 INPUT_DIMS = {"input_ids": {2: ("batch", "sequence"), 3: ("batch", "windows", "sequence")},
-              "char_ids": {2: ("batch", "chars")}}
+              "char_ids": {2: ("batch", "chars")},
+              "history": {2: ("batch", None)}}  # a recommender's left-padded item indices, fixed length
 OUTPUT_DIMS = ("batch", None)  # None: keep the fixed number of labels
 
 ModelSource = Union[bytes, str, os.PathLike, onnx.ModelProto]

@@ -1,4 +1,5 @@
-"""Save the tagger as a Paddle static graph (PIR ``model.json`` + ``model.pdiparams``).
+"""Save a model as a Paddle static graph (PIR ``model.json`` + ``model.pdiparams``): a tagger, or any layer
+with its own input specs (the recommender's user encoder).
 
 Paddle 3 writes the PIR JSON program; paddle2onnx reads it. (The legacy program format,
 ``FLAGS_enable_pir_api=0``, fails on ERNIE and is not used.)
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import paddle
 
@@ -28,8 +30,9 @@ def input_specs(model: Tagger, windowed: bool = False) -> list[paddle.static.Inp
     return specs
 
 
-def save_static(model: Tagger, directory: str | os.PathLike, windowed: bool = False) -> tuple[Path, Path]:
-    """``paddle.jit.save`` of ``model`` in eval mode with the inputs of :func:`input_specs`.
+def save_static(model: paddle.nn.Layer, directory: str | os.PathLike, windowed: bool = False,
+                specs: Optional[list[paddle.static.InputSpec]] = None) -> tuple[Path, Path]:
+    """``paddle.jit.save`` of ``model`` in eval mode with ``specs`` (default: a tagger's :func:`input_specs`).
 
     Returns the paths of ``model.json`` and ``model.pdiparams`` in ``directory`` (created if needed).
     """
@@ -38,7 +41,7 @@ def save_static(model: Tagger, directory: str | os.PathLike, windowed: bool = Fa
     was_training = model.training
     model.eval()
     try:
-        paddle.jit.save(model, str(directory / "model"), input_spec=input_specs(model, windowed))
+        paddle.jit.save(model, str(directory / "model"), input_spec=specs or input_specs(model, windowed))
     except Exception as exc:  # paddle raises many types from its program translator
         raise ExportError(f"paddle.jit.save failed: {type(exc).__name__}: {exc}") from exc
     finally:
