@@ -39,7 +39,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="which exported model: fp32, fp16 (GPU) or int8 (CPU)")
     parser.add_argument("--threads", type=non_negative, default=None,
                         help="CPU intra-op threads (default/0: one per physical core)")
-    parser.add_argument("--top-k", type=positive, default=5, help="scores returned per text")
+    parser.add_argument("--top-k", type=positive, default=None,
+                        help="scores returned per text (tagger, default 5); items per history (recommender, "
+                             "default 10)")
     parser.add_argument("--trt", action="store_true",
                         help="GPU: try TensorRT first (fp16 engine with --precision fp16)")
     parser.add_argument("--trt-cache", default=None, help="GPU + --trt: directory to cache TensorRT engines")

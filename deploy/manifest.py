@@ -19,28 +19,31 @@ ONNX Runtime session's inputs and outputs against the manifest. Every failure ra
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from deploy import DeployError
+from deploy.export_dir import (
+    MANIFEST,
+    TAGGER,
+    ManifestError,
+    listed_files,
+    read_json,
+    read_manifest_doc,
+    require,
+    safe_path,
+    verify_files,
+)
 
-MANIFEST = "manifest.json"
 LABELS_FILE = "labels.json"
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
 TASK_ACTIVATION = {"multi_class": "softmax", "multi_label": "sigmoid"}
 PRECISIONS = ("fp32", "fp16", "int8")
 #: ONNX Runtime type strings accepted for the logits output (fp16 exports may keep fp16 outputs).
 LOGITS_TYPES = ("tensor(float)", "tensor(float16)")
-
-
-class ManifestError(DeployError):
-    """The export directory does not match its manifest (or the manifest is malformed)."""
 
 
 @dataclass(frozen=True)
@@ -112,44 +115,15 @@ class Manifest:
         return self.models[precision]
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in doc:
-        raise ManifestError(f"{where}: missing key {key!r}")
-    value = doc[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ManifestError(f"{where}: {key!r} must be {names}, got {value!r}")
-    return value
-
-
-def _safe_path(root: Path, name: Any, where: str) -> Path:
-    """``root / name`` for a plain relative file name that stays inside ``root``."""
-    if not isinstance(name, str) or not name:
-        raise ManifestError(f"{where}: file name must be a non-empty string, got {name!r}")
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in name:
-        raise ManifestError(f"{where}: file name {name!r} must be relative to the export directory")
-    return root / pure
-
-
 def _tensor_specs(doc: Mapping[str, Any], key: str, where: str, count: int) -> tuple[TensorSpec, ...]:
-    specs = _require(doc, key, list, where)
+    specs = require(doc, key, list, where)
     if len(specs) != count or not all(isinstance(s, dict) for s in specs):
         raise ManifestError(f"{where}: {key!r} must list exactly {count} tensor(s), got {specs!r}")
     out = []
     for i, spec in enumerate(specs):
-        name = _require(spec, "name", str, f"{where} {key}[{i}]")
-        dtype = _require(spec, "dtype", str, f"{where} {key}[{i}]")
-        shape = _require(spec, "shape", list, f"{where} {key}[{i}]")
+        name = require(spec, "name", str, f"{where} {key}[{i}]")
+        dtype = require(spec, "dtype", str, f"{where} {key}[{i}]")
+        shape = require(spec, "shape", list, f"{where} {key}[{i}]")
         out.append(TensorSpec(name=name, dtype=dtype, shape=tuple(shape)))
     return tuple(out)
 
@@ -163,23 +137,10 @@ def _int_fields(doc: Mapping[str, Any], key: str, fields: tuple[str, ...], where
     if not isinstance(entry, dict) or sorted(entry) != sorted(fields):
         raise ManifestError(f"{where}: {key!r} must be null or an object with exactly {list(fields)}, got {entry!r}")
     for name in fields:
-        value = _require(entry, name, int, f"{where} {key}")
+        value = require(entry, name, int, f"{where} {key}")
         if value < minimum.get(name, 1):
             raise ManifestError(f"{where}: {key}.{name} must be >= {minimum.get(name, 1)}, got {value}")
     return dict(entry)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: invalid JSON: {exc}") from None
 
 
 def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True) -> Manifest:
@@ -191,28 +152,25 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
     and every model file are listed in ``files``; every listed file exists and (``verify_hashes``)
     its sha256 matches.
     """
-    root = Path(model_dir).expanduser().resolve()
-    if not root.is_dir():
-        raise ManifestError(f"{root}: export directory not found")
-    path = root / MANIFEST
-    doc = _read_json(path)
-    where = str(path)
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{where}: must be a JSON object")
+    root, doc = read_manifest_doc(model_dir)
+    where = str(root / MANIFEST)
+    if doc.get("kind", TAGGER) != TAGGER:
+        raise ManifestError(f"{where}: this is a {doc.get('kind')} export, not a tagger (serve it with "
+                            "python -m deploy.serve, which answers POST /recommend for it)")
 
-    version = _require(doc, "format_version", int, where)
+    version = require(doc, "format_version", int, where)
     if version not in SUPPORTED_FORMAT_VERSIONS:
         raise ManifestError(f"{where}: format_version {version} is not supported by this deploy "
                             f"package (supported: {', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})")
-    task = _require(doc, "task", str, where)
+    task = require(doc, "task", str, where)
     if task not in TASK_ACTIVATION:
         raise ManifestError(f"{where}: task must be one of {sorted(TASK_ACTIVATION)}, got {task!r}")
-    activation = _require(doc, "activation", str, where)
+    activation = require(doc, "activation", str, where)
     if activation != TASK_ACTIVATION[task]:
         raise ManifestError(f"{where}: task {task} needs activation {TASK_ACTIVATION[task]!r}, "
                             f"got {activation!r}")
 
-    labels = _require(doc, "labels", list, where)
+    labels = require(doc, "labels", list, where)
     if not labels or not all(isinstance(x, str) and x for x in labels):
         raise ManifestError(f"{where}: 'labels' must be a non-empty list of non-empty strings")
     if len(set(labels)) != len(labels):
@@ -220,10 +178,10 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
         raise ManifestError(f"{where}: duplicate labels {dupes}")
 
     thresholds = _thresholds(doc, task, labels, where)
-    max_seq_len = _require(doc, "max_seq_len", int, where)
+    max_seq_len = require(doc, "max_seq_len", int, where)
     if max_seq_len < 2:
         raise ManifestError(f"{where}: max_seq_len must be >= 2, got {max_seq_len}")
-    pad_id = _require(doc, "pad_id", int, where)
+    pad_id = require(doc, "pad_id", int, where)
     if pad_id < 0:
         raise ManifestError(f"{where}: pad_id must be >= 0, got {pad_id}")
 
@@ -258,17 +216,11 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
         raise ManifestError(f"{where}: output {output_spec.name!r} must be [batch, {len(labels)}] "
                             f"(one column per label), got {list(output_spec.shape)}")
 
-    files = _require(doc, "files", dict, where)
-    for name, digest in files.items():
-        _safe_path(root, name, f"{where} files")
-        if not isinstance(digest, str) or len(digest) != 64:
-            raise ManifestError(f"{where}: files[{name!r}] must be a hex sha256, got {digest!r}")
-    if MANIFEST in files:
-        raise ManifestError(f"{where}: 'files' must not list {MANIFEST} itself")
+    files = listed_files(root, doc, where)
 
-    tokenizer = _require(doc, "tokenizer", dict, where)
-    tokenizer_name = _require(tokenizer, "file", str, f"{where} tokenizer")
-    models_doc = _require(doc, "models", dict, where)
+    tokenizer = require(doc, "tokenizer", dict, where)
+    tokenizer_name = require(tokenizer, "file", str, f"{where} tokenizer")
+    models_doc = require(doc, "models", dict, where)
     if not models_doc:
         raise ManifestError(f"{where}: 'models' is empty")
     models: dict[str, Path] = {}
@@ -278,23 +230,15 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
                                 f"(known: {', '.join(PRECISIONS)})")
         if not isinstance(entry, dict):
             raise ManifestError(f"{where}: models[{precision!r}] must be an object with 'file'")
-        models[precision] = _safe_path(root, _require(entry, "file", str, f"{where} models.{precision}"),
+        models[precision] = safe_path(root, require(entry, "file", str, f"{where} models.{precision}"),
                                        f"{where} models.{precision}")
     for name in [tokenizer_name, LABELS_FILE] + [str(p.relative_to(root)) for p in models.values()]:
         if name not in files:
             raise ManifestError(f"{where}: {name} is not listed in 'files' (so it cannot be verified)")
 
-    for name, digest in sorted(files.items()):
-        file_path = _safe_path(root, name, where)
-        if not file_path.is_file():
-            raise ManifestError(f"{file_path}: listed in {MANIFEST} but missing")
-        if verify_hashes:
-            actual = sha256_file(file_path)
-            if actual != digest.lower():
-                raise ManifestError(f"{file_path}: sha256 mismatch (manifest {digest}, file {actual}); "
-                                    "the file was changed or corrupted after export")
+    verify_files(root, files, verify_hashes)
 
-    file_labels = _read_json(root / LABELS_FILE)
+    file_labels = read_json(root / LABELS_FILE)
     if file_labels != labels:
         raise ManifestError(f"{root / LABELS_FILE}: labels differ from {MANIFEST} "
                             f"({len(file_labels) if isinstance(file_labels, list) else '?'} vs "
@@ -303,7 +247,7 @@ def load_manifest(model_dir: str | os.PathLike[str], verify_hashes: bool = True)
     return Manifest(root=root, format_version=version, task=task, labels=tuple(labels),
                     thresholds=thresholds, activation=activation, max_seq_len=max_seq_len,
                     pad_id=pad_id, inputs=input_specs, output=output_spec,
-                    tokenizer_file=_safe_path(root, tokenizer_name, where), models=models,
+                    tokenizer_file=safe_path(root, tokenizer_name, where), models=models,
                     files=dict(files), raw=doc, windows=windows, wide=wide)
 
 

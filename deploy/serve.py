@@ -2,24 +2,24 @@
 
 ``python -m deploy.serve --model-dir D [--device cpu|gpu] [--precision fp32|fp16|int8] [--port 8000]``
 
-Endpoints: ``POST /predict`` ``{"texts": [...]}`` → ``{"results": [{"tags", "scores", "truncated"}]}``
-(input order); ``GET /health`` (process up); ``GET /ready`` (model warmed up and batch worker running,
-else 503); ``GET /metrics`` (Prometheus text). Bad input gets a 4xx ``{"error": "..."}``; a full queue
-or a shutting-down server gets 503. SIGTERM/SIGINT: stop accepting, finish in-flight and queued
-requests, exit 0.
+One process serves the kind of model its export's manifest says. A tagger: ``POST /predict``
+``{"texts": [...]}`` → ``{"results": [{"tags", "scores", "truncated"}]}`` (input order). A recommender:
+``POST /recommend`` ``{"history": [item id, ...], "k": 10}`` → ``{"items": [{"id", "score", "title"}],
+"unknown", "fallback", "truncated"}`` (:mod:`deploy.recommender`); the other route answers 404.
+Both: ``GET /health`` (process up); ``GET /ready`` (model warmed up and batch worker running, else 503);
+``GET /metrics`` (Prometheus text). Bad input gets a 4xx ``{"error": "..."}``; a full queue or a
+shutting-down server gets 503. SIGTERM/SIGINT: stop accepting, finish in-flight and queued requests, exit 0.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -29,44 +29,17 @@ from fastapi.responses import JSONResponse, Response
 from deploy import DeployError
 from deploy.batching import DynamicBatcher, QueueFullError, ShuttingDownError
 from deploy.cli import add_model_args, positive, run_cli, setup_logging
+from deploy.export_dir import RECOMMENDER, TAGGER, manifest_kind
+from deploy.http_inputs import HTTPError, ServeSettings, parse_recommend, parse_texts
 from deploy.metrics import CONTENT_TYPE, Metrics
 from deploy.predictor import Predictor
+from deploy.recommender import Recommender
+
+__all__ = ["HTTPError", "ServeSettings", "Service", "build_server", "create_app", "parse_recommend", "parse_texts"]
 
 logger = logging.getLogger("deploy.serve")
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """Batching and request limits of one server."""
-
-    max_batch_size: int = 32
-    max_wait_ms: float = 5.0
-    max_queue: int = 256
-    max_texts: int = 64
-    max_chars: int = 10_000
-    max_body_bytes: int = 4 << 20
-    warmup: bool = True
-
-    def check(self) -> None:
-        """Raise :class:`DeployError` on settings that cannot work together."""
-        for name in ("max_batch_size", "max_queue", "max_texts", "max_chars", "max_body_bytes"):
-            if getattr(self, name) < 1:
-                raise DeployError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise DeployError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
-        if self.max_texts > self.max_queue:
-            raise DeployError(f"--max-texts ({self.max_texts}) must not exceed --max-queue "
-                              f"({self.max_queue}): such a request could never be queued")
-
-
-class HTTPError(Exception):
-    """A request error answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
+ROUTES = {TAGGER: "/predict", RECOMMENDER: "/recommend"}
+WARMUP_TEXTS = ["预热 warm-up"]
 
 
 class Service:
@@ -75,6 +48,7 @@ class Service:
     def __init__(self, predictor: Any, settings: ServeSettings) -> None:
         settings.check()
         self.predictor = predictor
+        self.kind = getattr(predictor, "kind", TAGGER)
         self.settings = settings
         self.metrics = Metrics()
         self.batcher = DynamicBatcher(predictor.predict, settings.max_batch_size, settings.max_wait_ms,
@@ -103,7 +77,7 @@ class Service:
         """One real prediction in the worker thread, then mark ready."""
         if self.settings.warmup:
             start = time.perf_counter()
-            await asyncio.to_thread(self.predictor.predict, ["预热 warm-up"])
+            await asyncio.to_thread(self.predictor.predict, getattr(self.predictor, "warmup_inputs", WARMUP_TEXTS))
             logger.info("warm-up took %.3f s", time.perf_counter() - start)
         self.warmed_up = True
 
@@ -130,40 +104,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_texts(body: bytes, settings: ServeSettings) -> list[str]:
-    """Validate a ``POST /predict`` body; return its texts or raise :class:`HTTPError` (400/413/422)."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise HTTPError(400, f"invalid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HTTPError(422, f'body must be a JSON object {{"texts": [...]}}, got {type(doc).__name__}')
-    unknown = sorted(set(doc) - {"texts"})
-    if unknown:
-        raise HTTPError(422, f"unknown field(s) {unknown}; the body takes only 'texts'")
-    if "texts" not in doc:
-        raise HTTPError(422, "missing field 'texts' (a list of strings)")
-    texts = doc["texts"]
-    if not isinstance(texts, list):
-        raise HTTPError(422, f"'texts' must be a list of strings, got {type(texts).__name__}")
-    if not texts:
-        raise HTTPError(422, "'texts' is empty; send at least one text")
-    if len(texts) > settings.max_texts:
-        raise HTTPError(413, f"too many texts: {len(texts)} > --max-texts {settings.max_texts}; "
-                             "split the request")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise HTTPError(422, f"texts[{i}] must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise HTTPError(422, f"texts[{i}] is empty or whitespace only")
-        if len(text) > settings.max_chars:
-            raise HTTPError(413, f"texts[{i}] has {len(text)} characters, more than --max-chars "
-                                 f"{settings.max_chars}")
-    return texts
-
-
 def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app around ``predictor`` (anything with ``predict(list[str]) -> list[dict]``)."""
+    """The FastAPI app around ``predictor``: a tagger (``predict(list[str]) -> list[dict]``) or a recommender
+    (``kind = "recommender"``, ``predict(list[{"history", "k"}]) -> list[dict]``)."""
     service = Service(predictor, settings or ServeSettings())
 
     @asynccontextmanager
@@ -181,22 +124,17 @@ def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI
             await service.batcher.close()  # queued and in-flight work finishes first
             logger.info("batch worker stopped")
 
-    app = FastAPI(title="paddle_tag tagger", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title=f"paddle_tag {service.kind}", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.service = service
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
-        start = time.perf_counter()
-        try:
-            response: Response = await _predict(request, service)
-        except HTTPError as exc:
-            response = _error(exc.status, exc.message, exc.headers)
-        except Exception as exc:  # a model failure: answer 500, keep serving
-            logger.exception("predict failed")
-            response = _error(500, f"internal error: {type(exc).__name__}: {exc}")
-        service.metrics.observe_request(response.status_code, time.perf_counter() - start)
-        return response
+        return await _answer(request, service, TAGGER)
+
+    @app.post("/recommend")
+    async def recommend(request: Request) -> Response:
+        return await _answer(request, service, RECOMMENDER)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -218,26 +156,60 @@ def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI
     return app
 
 
-async def _predict(request: Request, service: Service) -> Response:
+async def _answer(request: Request, service: Service, route_kind: str) -> Response:
+    """Answer ``POST /predict`` or ``/recommend`` (4xx/503 as :class:`HTTPError`, 500 on a model failure), timed."""
+    start = time.perf_counter()
+    try:
+        if service.kind != route_kind:
+            raise HTTPError(404, f"this server serves a {service.kind} export: use POST {ROUTES[service.kind]}")
+        response: Response = await (_predict if route_kind == TAGGER else _recommend)(request, service)
+    except HTTPError as exc:
+        response = _error(exc.status, exc.message, exc.headers)
+    except Exception as exc:  # a model failure: answer 500, keep serving
+        logger.exception("%s failed", ROUTES[route_kind])
+        response = _error(500, f"internal error: {type(exc).__name__}: {exc}")
+    service.metrics.observe_request(response.status_code, time.perf_counter() - start)
+    return response
+
+
+def _check_serving(service: Service) -> None:
+    """503 while the server is shutting down or not ready yet (before the body is read)."""
     if service.draining:
         raise HTTPError(503, "the server is shutting down", {"Retry-After": "1"})
     if not service.ready:
         raise HTTPError(503, "the model is not ready yet", {"Retry-After": "1"})
-    texts = parse_texts(await _read_body(request, service.settings.max_body_bytes), service.settings)
+
+
+async def _submit(service: Service, inputs: list[Any]) -> list[Any]:
+    """Queue ``inputs`` for the batch worker and wait for their results (503 when the queue is full)."""
     try:
-        results = await service.batcher.submit(texts)
-    except QueueFullError as exc:
+        return await service.batcher.submit(inputs)
+    except (QueueFullError, ShuttingDownError) as exc:
         raise HTTPError(503, str(exc), {"Retry-After": "1"}) from None
-    except ShuttingDownError as exc:
-        raise HTTPError(503, str(exc), {"Retry-After": "1"}) from None
-    return JSONResponse({"results": results})
+
+
+async def _predict(request: Request, service: Service) -> Response:
+    _check_serving(service)
+    texts = parse_texts(await _read_body(request, service.settings.max_body_bytes), service.settings)
+    return JSONResponse({"results": await _submit(service, texts)})
+
+
+async def _recommend(request: Request, service: Service) -> Response:
+    _check_serving(service)
+    body = parse_recommend(await _read_body(request, service.settings.max_body_bytes), service.settings,
+                           service.predictor.num_items)
+    (result,) = await _submit(service, [body])  # one history is one item of a batch
+    return JSONResponse(result)
 
 
 def _describe(predictor: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"kind": getattr(predictor, "kind", TAGGER)}
     for key in ("device", "precision", "providers", "labels"):
         if hasattr(predictor, key):
             info[key] = getattr(predictor, key)
+    if hasattr(predictor, "describe"):
+        info.update(predictor.describe())
+        return info
     manifest = getattr(predictor, "manifest", None)
     if manifest is not None:
         info.update(model_dir=str(manifest.root), task=manifest.task, max_seq_len=manifest.max_seq_len)
@@ -284,6 +256,17 @@ def build_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_le
     return GracefulServer(config)
 
 
+def load_model(args: argparse.Namespace) -> Predictor | Recommender:
+    """The export of ``--model-dir`` loaded as what its manifest says it is (a tagger or a recommender)."""
+    if manifest_kind(args.model_dir) == RECOMMENDER:
+        if args.trt:
+            raise DeployError("--trt serves taggers; a recommender's user encoder runs on CUDA or the CPU")
+        return Recommender(args.model_dir, args.device, args.precision, args.threads, gpu_id=args.gpu_id,
+                           max_batch_size=args.max_batch_size)
+    return Predictor(args.model_dir, args.device, args.precision, args.threads, trt=args.trt, gpu_id=args.gpu_id,
+                     top_k=args.top_k or 5, max_batch_size=args.max_batch_size, trt_cache_dir=args.trt_cache)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-texts", type=positive, default=64, help="texts per request (else 413)")
     parser.add_argument("--max-chars", type=positive, default=10_000, help="characters per text (else 413)")
     parser.add_argument("--max-body-bytes", type=positive, default=4 << 20, help="request body size (else 413)")
+    parser.add_argument("--max-history", type=positive, default=10_000,
+                        help="recommender: items per history (else 413)")
     parser.add_argument("--graceful-timeout", type=float, default=30.0,
                         help="seconds to let in-flight requests finish on SIGTERM")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -306,11 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                              max_queue=args.max_queue, max_texts=args.max_texts,
-                             max_chars=args.max_chars, max_body_bytes=args.max_body_bytes)
+                             max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+                             max_history=args.max_history)
     settings.check()
-    predictor = Predictor(args.model_dir, args.device, args.precision, args.threads, trt=args.trt,
-                          gpu_id=args.gpu_id, top_k=args.top_k, max_batch_size=args.max_batch_size,
-                          trt_cache_dir=args.trt_cache)
+    predictor = load_model(args)
     server = build_server(create_app(predictor, settings), args.host, args.port, args.log_level,
                           args.access_log, args.graceful_timeout)
 
@@ -320,9 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, server.handle_exit)
 
     def announce(port: int | None) -> None:
-        print(f"deploy.serve: listening on http://{args.host}:{port} ({predictor.manifest.task}, "
-              f"{len(predictor.labels)} labels, {args.device} {args.precision}, providers "
-              f"{predictor.providers})", file=sys.stderr, flush=True)
+        what = (f"recommender, {predictor.num_items} items" if isinstance(predictor, Recommender)
+                else f"{predictor.manifest.task}, {len(predictor.labels)} labels")
+        print(f"deploy.serve: listening on http://{args.host}:{port} ({what}, {args.device} {args.precision}, "
+              f"providers {predictor.providers})", file=sys.stderr, flush=True)
 
     server.on_started = announce
     server.run()
