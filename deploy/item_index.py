@@ -77,7 +77,6 @@ def _build_ivf(vectors: np.ndarray, *, nlist: int | None, nprobe: int, **_: int)
     index.train(vectors[np.sort(sample)])
     index.add(vectors)
     index.nprobe = min(nprobe, nlist)
-    index.referenced_quantizer = quantizer  # keep the coarse quantizer alive as long as the index
     return index
 
 
