@@ -279,22 +279,31 @@ def test_serve_cli_serves_a_recommender_and_exits_0_on_sigterm(rec_export, child
     proc = subprocess.Popen([sys.executable, "-m", "deploy.serve", "--model-dir", str(rec_export), "--port", "0",
                              "--threads", "1"], cwd=REPO, env=child_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    listening = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "listening on http://" in line:
+                listening.set()
+
+    threading.Thread(target=read, daemon=True).start()
     try:
-        line = ""
-        while "listening on http://" not in line:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the server exited"
+        assert listening.wait(60), "".join(lines)
+        line = next(line for line in lines if "listening on http://" in line)
         assert "(recommender, 40 items, cpu fp32" in line
         client = client_cls(int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1]))
         assert poll(lambda: client.request("GET", "/ready")[0] == 200, 20)
         status, body = client.json("POST", "/recommend", {"history": ["m1", "m2"], "k": 3})
         assert status == 200 and len(body["items"]) == 3
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        assert proc.wait(20) == 0, "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    assert "Traceback" not in "".join(lines)
 
 
 def test_predict_cli_recommends_for_histories(rec_export, recommender, run_module, tmp_path):
