@@ -4,10 +4,11 @@ A tagger: ``python -m deploy.predict --model-dir D --text 央行宣布降准 [--
 (one JSON object with a ``"text"`` string per line; other keys are ignored; blank lines skipped).
 Output: ``{"text", "tags", "scores", "truncated"}`` per line, in input order.
 
-A recommender: ``--history 1193,661,914 [--history ...]`` (item ids, oldest first, comma-separated; ``""`` is
-the empty history) or ``--input histories.jsonl`` (``{"history": [item id, ...]}`` per line), ``--top-k`` items
-each (default 10). Output: ``{"history", "items", "unknown", "fallback", "truncated"}`` per line, as
-``POST /recommend`` answers. Errors: ``error: ...`` on stderr, exit code 2.
+A recommender: ``--history '["Toy Story (1995)", "Aladdin (1992)"]' [--history ...]`` (a JSON list of item ids,
+oldest first: ids may hold commas; ``'[]'`` is the empty history) or ``--input histories.jsonl``
+(``{"history": [item id, ...]}`` per line), ``--top-k`` items each (default 10). Output: ``{"history", "items",
+"unknown", "fallback", "truncated"}`` per line, as ``POST /recommend`` answers.
+Errors: ``error: ...`` on stderr, exit code 2.
 """
 from __future__ import annotations
 
@@ -49,12 +50,23 @@ def read_jsonl(path: str, key: str, kind: type, what: str) -> list:
     return values
 
 
+def parse_history(value: str, index: int) -> list:
+    """One ``--history`` value: a JSON list (of item id strings, checked by the caller)."""
+    try:
+        history = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"--history {index + 1} is not JSON ({exc.msg}); give a list such as '[\"id 1\", \"id 2\"]'")
+    if not isinstance(history, list):
+        raise DeployError(f"--history {index + 1} must be a JSON list of item ids, got {type(history).__name__}")
+    return history
+
+
 def recommend(args: argparse.Namespace) -> list[dict]:
     """The answers of a recommender export to ``--history`` / ``--input``, one per history, in order."""
     if args.text or bool(args.history) == bool(args.input):
         raise DeployError("a recommender export takes either --history (one or more) or --input <file.jsonl> "
                           "of {\"history\": [...]} objects")
-    histories = ([[item for item in h.split(",") if item] for h in args.history] if args.history
+    histories = ([parse_history(h, i) for i, h in enumerate(args.history)] if args.history
                  else read_jsonl(args.input, "history", list, "list of item ids"))
     for i, history in enumerate(histories):
         if not all(isinstance(item, str) for item in history):
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     add_model_args(parser)
     parser.add_argument("--text", action="append", default=[], help="a text to tag (repeatable)")
     parser.add_argument("--history", action="append", default=[],
-                        help="recommender: comma-separated item ids, oldest first (repeatable)")
+                        help="recommender: a JSON list of item ids, oldest first (repeatable)")
     parser.add_argument("--input", help="a .jsonl file of {\"text\": ...} (or {\"history\": [...]}) objects")
     parser.add_argument("--batch-size", type=positive, default=32, help="texts per model call")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])

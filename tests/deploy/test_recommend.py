@@ -308,7 +308,7 @@ def test_serve_cli_serves_a_recommender_and_exits_0_on_sigterm(rec_export, child
 
 def test_predict_cli_recommends_for_histories(rec_export, recommender, run_module, tmp_path):
     result = run_module("deploy.predict", "--model-dir", rec_export, "--threads", 1, "--top-k", 3,
-                        "--history", "m1,m2", "--history", "")
+                        "--history", '["m1", "m2"]', "--history", "[]")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows[0] == {"history": ["m1", "m2"], **recommender.recommend(["m1", "m2"], k=3)}
@@ -322,8 +322,11 @@ def test_predict_cli_recommends_for_histories(rec_export, recommender, run_modul
 
 @pytest.mark.parametrize("args, message", [
     (["--text", "球赛"], "takes either --history (one or more) or --input"),
-    (["--history", "m1", "--top-k", 41], "--top-k 41 exceeds the catalogue size 40"),
-    (["--history", "m1", "--precision", "fp16"], "fp32 user encoder only"),
+    (["--history", '["m1"]', "--top-k", 41], "--top-k 41 exceeds the catalogue size 40"),
+    (["--history", '["m1"]', "--precision", "fp16"], "fp32 user encoder only"),
+    (["--history", "m1,m2"], "--history 1 is not JSON"),
+    (["--history", '{"m1": 1}'], "--history 1 must be a JSON list of item ids, got dict"),
+    (["--history", '["m1", 2]'], "history 1: item ids must be strings"),
 ])
 def test_predict_cli_user_errors_exit_2(rec_export, run_module, args, message):
     result = run_module("deploy.predict", "--model-dir", rec_export, *args)
@@ -332,5 +335,5 @@ def test_predict_cli_user_errors_exit_2(rec_export, run_module, args, message):
 
 
 def test_predict_cli_refuses_histories_for_a_tagger(mc_export, run_module):
-    result = run_module("deploy.predict", "--model-dir", mc_export, "--history", "m1")
+    result = run_module("deploy.predict", "--model-dir", mc_export, "--history", '["m1"]')
     assert result.returncode == 2 and "--history is for a recommender export" in result.stderr
