@@ -24,7 +24,8 @@ from paddle_tag.errors import ConfigError
 from paddle_tag.utils.io import atomic_write_json
 
 
-def half_life(text: str):
+def half_life(text: str) -> float | str | None:
+    """``--half-life``: none, auto or a number of items."""
     if text in ("none", "auto"):
         return None if text == "none" else text
     try:

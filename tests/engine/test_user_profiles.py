@@ -13,6 +13,7 @@ from helpers import DATA, REPO, read_jsonl, run_tool
 
 from paddle_tag.config import load_config
 from paddle_tag.data.sequences import read_interactions
+from paddle_tag.data.sources import prepare
 from paddle_tag.discover import store_schema as s
 from paddle_tag.discover.store import TagStore
 from paddle_tag.discover.taxonomy import Assignment, Item, Tag, Taxonomy
@@ -28,8 +29,6 @@ USERS = 150
 @pytest.fixture(scope="module")
 def log_dir(tmp_path_factory) -> Path:
     """The first 150 users of MovieLens-100K and the films they rated (with their genres)."""
-    from paddle_tag.data.sources import prepare
-
     prepare("movielens_100k", DATA)
     out = tmp_path_factory.mktemp("ml100k_slice")
     sequences = read_jsonl(ML100K / "sequences.jsonl")[:USERS]
