@@ -97,7 +97,8 @@ class TwoTower(Task):
         self.profiles = profile_ids(data.users, vocab)
         train = data.leave_one_out("train")
         self.pairs = TrainingPairs(train, config.Data.max_seq_len)
-        counts = np.bincount(np.concatenate([s[1:] for s in train]), minlength=len(data.item_ids))
+        targets = np.concatenate([np.zeros(0, np.int64), *(s[1:] for s in train)])
+        counts = np.bincount(targets, minlength=len(data.item_ids))
         # an item never a training target never is an in-batch column either: its log-Q is never read
         self.log_q = np.log(np.maximum(counts, 1) / max(counts.sum(), 1)).astype("float32")
 
@@ -169,8 +170,8 @@ def rank_two_tower(model: TwoTowerModel, data: InteractionData, profiles: np.nda
 def load_two_tower(directory: Path, data: Optional[InteractionData] = None) -> tuple[TwoTowerModel, dict]:
     """The model of a ``two_tower`` checkpoint (eval mode) and its profile vocabulary; with ``data``, refused when
     it was trained on another item set. The checkpoint holds the tags and title vectors: no text encoder needed."""
-    if data is not None and read_json(directory / ITEMS)["ids"] != data.item_ids:
-        saved = read_json(directory / ITEMS)["ids"]
+    saved = read_json(directory / ITEMS)["ids"]
+    if data is not None and saved != data.item_ids:
         raise ModelLoadError(f"{directory} was trained on {len(saved) - 1} items that are not the "
                              f"{data.num_items} items of this interaction log (ids or their order differ)")
     meta = read_json(directory / MODEL_CONFIG)
