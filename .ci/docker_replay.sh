@@ -22,7 +22,9 @@ python3 -m venv "$work/deploy"
 "$work/deploy/bin/pip" install --quiet --disable-pip-version-check -r deploy/requirements-gpu.txt
 "$work/deploy/bin/python" - <<'PY'
 import importlib.util, onnxruntime
+import faiss, numpy  # the item search (/recommend) must load with the deploy numpy
 assert importlib.util.find_spec("paddle") is None, "deploy requirements pulled in Paddle"
+print("faiss", faiss.__version__, faiss.get_compile_options(), "numpy", numpy.__version__)
 providers = onnxruntime.get_available_providers()
 print("onnxruntime-gpu", onnxruntime.__version__, providers)
 assert "CUDAExecutionProvider" in providers

@@ -88,7 +88,7 @@ def test_tune_trades_recall_for_effort_without_a_rebuild():
 def test_the_small_catalogue_stays_exact_up_to_the_threshold():
     vectors = clustered(300, seed=7)
     assert ItemIndex(vectors, approximate_above=300).kind == "exact"
-    assert ItemIndex(vectors, approximate_above=299).kind == "hnsw"
+    assert ItemIndex(vectors, approximate_above=299).kind == "ivf"
     # skip rows do not count: 299 searchable items stay exact under 299
     assert ItemIndex(vectors, approximate_above=299, skip_rows=[0]).kind == "exact"
 
