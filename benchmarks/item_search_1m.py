@@ -2,7 +2,7 @@
 
     flock /tmp/cpu_heavy.lock python benchmarks/item_search_1m.py --out output/benchmarks/item_search_1m.json
         [--items 1000000] [--dim 64] [--clusters 4000] [--spread 1.0] [--queries 1000] [--k 50] [--threads 2]
-        [--ef-search 64 128] [--nprobe 16 64] [--hnsw-m 32] [--ef-construction 80] [--nlist 4096]
+        [--ef-search 128 256] [--nprobe 64 128] [--hnsw-m 32] [--ef-construction 80] [--nlist N]
 
 Data: a mixture of ``--clusters`` Gaussians in ``--dim`` dimensions (numpy ``default_rng(--seed)``): centres
 N(0, I), each item = a centre picked uniformly at random + ``--spread`` x N(0, I), then L2-normalised. The
@@ -133,9 +133,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="faiss OpenMP threads")
     parser.add_argument("--hnsw-m", type=int, default=32)
     parser.add_argument("--ef-construction", type=int, default=80)
-    parser.add_argument("--ef-search", type=int, nargs="*", default=[64, 128])
-    parser.add_argument("--nlist", type=int, default=4096)
-    parser.add_argument("--nprobe", type=int, nargs="*", default=[16, 64])
+    parser.add_argument("--ef-search", type=int, nargs="*", default=[128, 256])
+    parser.add_argument("--nlist", type=int, default=None, help="IVF cells; default ItemIndex's, 4 sqrt(items)")
+    parser.add_argument("--nprobe", type=int, nargs="*", default=[64, 128])
     parser.add_argument("--exclude", type=int, default=500,
                         help="also time single queries excluding each one's exact best N rows (a worst case of "
                              "seen items: the search must look past all of them); 0 = not measured")
@@ -169,10 +169,10 @@ def main() -> None:
     for kind, options, efforts in approximate:
         index, build_s = timed_index(vectors, approximate_above=1, approximate=kind, threads=args.threads,
                                      **options)
-        built = ", ".join(f"{name}={value}" for name, value in options.items())
         for name, value in efforts:
             index.tune(**{name: value})
-            rows.append({"method": f"faiss {kind}", "setting": f"{built}, {name}={value}", "build_s": build_s,
+            setting = ", ".join(f"{key}={value}" for key, value in index.settings.items() if key != "kind")
+            rows.append({"method": f"faiss {kind}", "setting": setting, "build_s": build_s,
                          **measure(index_search(index), queries, truth, args.k, args.batch_size,
                                    args.latency_queries, seen)})
             print(table(rows[-1:], args).splitlines()[-1], flush=True)

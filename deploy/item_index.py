@@ -107,7 +107,7 @@ class ItemIndex:
     def __init__(self, vectors: np.ndarray, approximate_above: int = 100_000, *, approximate: str = "ivf",
                  skip_rows: Iterable[int] = (), threads: int | None = None, hnsw_m: int = 32,
                  ef_construction: int = 80, ef_search: int = 128, nlist: int | None = None,
-                 nprobe: int = 32) -> None:
+                 nprobe: int = 128) -> None:
         if approximate not in APPROXIMATE_KINDS:
             raise ItemIndexError(f"approximate must be one of {sorted(APPROXIMATE_KINDS)}, got {approximate!r}")
         for name, value in (("approximate_above", approximate_above), ("hnsw_m", hnsw_m),
@@ -132,6 +132,7 @@ class ItemIndex:
         searchable = matrix if self.num_searchable == self.num_items else matrix[self._rows]
         self.kind = approximate if self.num_searchable > approximate_above else "exact"
         build = _build_flat if self.kind == "exact" else APPROXIMATE_KINDS[self.kind]
+        self._hnsw_m = hnsw_m
         self._index = build(searchable, hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search,
                             nlist=nlist, nprobe=nprobe)
         # for the rare query whose exclusions outgrow an approximate search (a view of the caller's float32
@@ -141,6 +142,16 @@ class ItemIndex:
     def __repr__(self) -> str:
         return (f"ItemIndex(kind={self.kind!r}, items={self.num_items}, searchable={self.num_searchable}, "
                 f"dim={self.dim})")
+
+    @property
+    def settings(self) -> dict[str, int | str]:
+        """The index kind and its parameters as built and tuned (for logs and benchmark tables)."""
+        if self.kind == "hnsw":
+            return {"kind": "hnsw", "hnsw_m": self._hnsw_m, "ef_construction": self._index.hnsw.efConstruction,
+                    "ef_search": self._index.hnsw.efSearch}
+        if self.kind == "ivf":
+            return {"kind": "ivf", "nlist": self._index.nlist, "nprobe": self._index.nprobe}
+        return {"kind": "exact"}
 
     def tune(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Change the search effort of a built approximate index (recall against latency), no rebuild."""

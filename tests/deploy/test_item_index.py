@@ -60,7 +60,7 @@ def test_exact_search_with_tied_items_returns_the_right_scores():
 def test_approximate_index_reaches_high_recall_on_clustered_items(kind, options, min_recall):
     vectors, queries = clustered(6000, seed=5), clustered(100, seed=6)
     index = ItemIndex(vectors, approximate_above=1000, approximate=kind, **options)
-    assert index.kind == kind
+    assert index.settings == {"kind": kind, **options}
     rows, scores = index.search(queries, 10)
     want_rows, _ = reference(vectors, queries, 10)
     recall = np.mean([len(set(got) & set(want)) / 10 for got, want in zip(rows, want_rows)])
@@ -79,6 +79,7 @@ def test_tune_trades_recall_for_effort_without_a_rebuild():
         rows, _ = index.search(queries, 10)
         recalls.append(np.mean([len(set(got) & set(want)) / 10 for got, want in zip(rows, want_rows)]))
     assert recalls[0] < 0.9 and recalls[1] == 1.0
+    assert index.settings == {"kind": "ivf", "nlist": 64, "nprobe": 64}
     with pytest.raises(ItemIndexError, match="ef_search tunes an 'hnsw' index, this one is 'ivf'"):
         index.tune(ef_search=10)
     with pytest.raises(ItemIndexError, match="nprobe must be a positive integer"):
@@ -87,7 +88,7 @@ def test_tune_trades_recall_for_effort_without_a_rebuild():
 
 def test_the_small_catalogue_stays_exact_up_to_the_threshold():
     vectors = clustered(300, seed=7)
-    assert ItemIndex(vectors, approximate_above=300).kind == "exact"
+    assert ItemIndex(vectors, approximate_above=300).settings == {"kind": "exact"}
     assert ItemIndex(vectors, approximate_above=299).kind == "ivf"
     # skip rows do not count: 299 searchable items stay exact under 299
     assert ItemIndex(vectors, approximate_above=299, skip_rows=[0]).kind == "exact"
