@@ -5,10 +5,11 @@ per query, the ``k`` rows with the highest inner product, highest first, never r
 ``skip_rows`` (e.g. the padding row 0) nor one of that query's ``exclude`` rows (items the user has seen).
 
 Up to ``approximate_above`` searchable items the index is exact (``IndexFlatIP``); above it, an
-approximate index on inner product (``"hnsw"``: ``IndexHNSWFlat``, or ``"ivf"``: ``IndexIVFFlat``).
-The defaults and the recall they give on 1M clustered vectors are measured by
-``benchmarks/item_search_1m.py``. On inner product, HNSW and IVF are most accurate when item vectors
-have similar norms (L2-normalised: the same ranking as cosine).
+approximate index on inner product: ``"ivf"`` (``IndexIVFFlat``, the default) or ``"hnsw"``
+(``IndexHNSWFlat``). ``benchmarks/item_search_1m.py`` chose IVF and its defaults: on 1M clustered,
+L2-normalised 64-d vectors, nlist 4 sqrt(N) and nprobe 128 gave recall@50 0.987 against exact at 0.6 ms a
+query (exact: 11 ms) and built in 34 s (HNSW M=32: 149-492 s, less recall at equal latency). Vectors of
+unequal norms (raw inner-product tables) were not measured: check recall on them before relying on these.
 
 Example::
 
