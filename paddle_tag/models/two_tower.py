@@ -53,19 +53,28 @@ class ItemTower(nn.Layer):
             self.register_buffer("title_vectors", paddle.to_tensor(np.asarray(title_vectors, dtype="float32")))
             self.title = nn.Linear(title_vectors.shape[1], hidden)
 
-    def table(self) -> paddle.Tensor:
-        vectors = self.ids.weight
+    def vectors(self, items: paddle.Tensor) -> paddle.Tensor:
+        """Unnormalised vectors ``(K, H)`` of the item ids ``(K,)``, computed for those items only."""
+        vectors = self.ids(items)
         if self.tags is not None:
-            present = (self.item_tags > 0).astype(vectors.dtype)
-            summed = (self.tags(self.item_tags) * present.unsqueeze(-1)).sum(axis=1)
+            tags = paddle.gather(self.item_tags, items)  # (K, T)
+            present = (tags > 0).astype(vectors.dtype)
+            summed = paddle.matmul(present.unsqueeze(1), self.tags(tags)).squeeze(1)  # the present tags' sum
             vectors = vectors + summed / present.sum(axis=1, keepdim=True).clip(min=1.0)
         if self.title is not None:
-            vectors = vectors + self.title(self.title_vectors.detach())
+            vectors = vectors + self.title(paddle.gather(self.title_vectors, items).detach())
         return vectors
 
+    def table(self) -> paddle.Tensor:
+        return self.vectors(paddle.arange(self.ids.weight.shape[0], dtype="int64"))
+
     def forward(self, items: paddle.Tensor) -> paddle.Tensor:
-        """Unnormalised vectors of ``items`` (any shape) -> ``(*items.shape, H)``."""
-        return paddle.gather(self.table(), items.reshape([-1])).reshape([*items.shape, -1])
+        """Unnormalised vectors of ``items`` (any shape) -> ``(*items.shape, H)``: each item's own parts when
+        there are fewer ids than items (a batch's positives), else gathered from the whole table (histories)."""
+        flat = items.reshape([-1])
+        if flat.shape[0] is not None and 0 <= flat.shape[0] <= self.ids.weight.shape[0]:
+            return self.vectors(flat).reshape([*items.shape, -1])
+        return paddle.gather(self.table(), flat).reshape([*items.shape, -1])
 
 
 class UserTower(nn.Layer):
@@ -100,7 +109,7 @@ class UserTower(nn.Layer):
             weights = F.softmax(logits, axis=-1) * keep  # an empty history: all weights 0, not NaN
         else:
             weights = keep / keep.sum(axis=1, keepdim=True).clip(min=1.0)
-        parts = [(vectors * weights.unsqueeze(-1)).sum(axis=1)]
+        parts = [paddle.matmul(weights.unsqueeze(1), vectors).squeeze(1)]  # one batched matmul: the weighted sum
         if self.recent:  # left-padded: the last ``recent`` positions are the newest items (0 vectors if fewer)
             parts.append((vectors[:, -self.recent:] * keep[:, -self.recent:].unsqueeze(-1)).flatten(1))
         parts.extend(embed(profile[:, f]) for f, embed in enumerate(self.profile))
@@ -149,7 +158,7 @@ class TwoTowerModel(nn.Layer):
 
     def item_vectors(self, items: paddle.Tensor) -> paddle.Tensor:
         """Unit vectors ``(B, H)`` of the items ``(B,)``."""
-        return l2_normalise(self.items(items))
+        return l2_normalise(self.items.vectors(items))
 
     def item_table(self) -> paddle.Tensor:
         """Unit vectors ``(N + 1, H)`` of every item (row 0, the padding item, is never a candidate)."""
