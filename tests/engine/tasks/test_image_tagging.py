@@ -212,6 +212,6 @@ def test_image_backbone_names_agree_with_paddleclas_backbones():
 
     assert set(IMAGE_BACKBONES) == set(BACKBONES)
     names = set(typing.get_args(typing.get_type_hints(ModelConfig)["name"]))
-    assert names == {"ernie", "bert", *BACKBONES, "sasrec", "gru4rec"}
+    assert names == {"ernie", "bert", *BACKBONES, "sasrec", "gru4rec", "two_tower"}
     with pytest.raises(ConfigError, match=r"Model\.name: 'resnet50' is not allowed"):
         load_config(CONFIG, ["Model.name=resnet50"])
