@@ -116,6 +116,7 @@ def write_json_atomically(path: str, payload: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp", encoding="utf-8") as handle:
         json.dump(payload, handle, indent=2)
+    os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes it owner-only
     os.replace(handle.name, path)
 
 

@@ -7,8 +7,9 @@ per query, the ``k`` rows with the highest inner product, highest first, never r
 Up to ``approximate_above`` searchable items the index is exact (``IndexFlatIP``); above it, an
 approximate index on inner product: ``"ivf"`` (``IndexIVFFlat``, the default) or ``"hnsw"``
 (``IndexHNSWFlat``). ``benchmarks/item_search_1m.py`` chose IVF and its defaults: on 1M clustered,
-L2-normalised 64-d vectors, nlist 4 sqrt(N) and nprobe 128 gave recall@50 0.987 against exact at 0.6 ms a
-query (exact: 11 ms) and built in 34 s (HNSW M=32: 149-492 s, less recall at equal latency). Vectors of
+L2-normalised 64-d vectors, nlist 4 sqrt(N) and nprobe 128 gave recall@50 0.985-0.987 against exact at
+0.6-0.8 ms a query (exact: 11-13 ms) and built in 34-36 s (HNSW M=32: 149-492 s, less recall at equal
+latency). Vectors of
 unequal norms (raw inner-product tables) were not measured: check recall on them before relying on these.
 
 Example::
