@@ -16,6 +16,7 @@ Evaluation is that of :mod:`.next_item`: full ranking on valid (NDCG@10 selects 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -167,9 +168,10 @@ def rank_two_tower(model: TwoTowerModel, data: InteractionData, profiles: np.nda
     return evaluate_ranking(score, histories, targets, data.num_items, batch_size=config.Data.eval_batch_size)
 
 
-def load_two_tower(directory: Path, data: Optional[InteractionData] = None) -> tuple[TwoTowerModel, dict]:
+def load_two_tower(directory: str | os.PathLike, data: Optional[InteractionData] = None) -> tuple[TwoTowerModel, dict]:
     """The model of a ``two_tower`` checkpoint (eval mode) and its profile vocabulary; with ``data``, refused when
     it was trained on another item set. The checkpoint holds the tags and title vectors: no text encoder needed."""
+    directory = Path(directory)
     saved = read_json(directory / ITEMS)["ids"]
     if data is not None and saved != data.item_ids:
         raise ModelLoadError(f"{directory} was trained on {len(saved) - 1} items that are not the "
