@@ -2,12 +2,12 @@
 
 Values from files and overrides are parsed with ``yaml.safe_load`` only (never ``eval``), then
 checked against the schema's type hints. Unknown keys and wrong types raise :class:`ConfigError`
-with the key, the expected type and a "did you mean" suggestion.
+with the key, the expected type and a "did you mean" suggestion (:mod:`paddle_tag.config.suggest`, which
+also knows the names other tools use: ``learning_rate`` → ``Optimizer.lr``).
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import typing
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any, Iterable, Literal, Union
 import yaml
 
 from paddle_tag.config.schema import Config
+from paddle_tag.config.suggest import suggest
 from paddle_tag.errors import ConfigError
 from paddle_tag.utils.io import atomic_write_text
 
@@ -84,7 +85,8 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``raw[Section][key] = value`` for ``dotted = "Section.key"`` (validated later)."""
     parts = dotted.split(".")
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"override key {dotted!r} must be Section.key, e.g. Optimizer.lr")
+        hint = suggest(f".{parts[-1]}", all_keys()) if len(parts) == 1 and parts[0] else ""
+        raise ConfigError(f"override key {dotted!r} must be Section.key{hint or ', e.g. Optimizer.lr'}")
     section, key = parts
     node = raw.setdefault(section, {})
     if not isinstance(node, dict):
@@ -97,20 +99,13 @@ def all_keys() -> list[str]:
     return [f"{s.name}.{f.name}" for s in dataclasses.fields(Config) for f in dataclasses.fields(s.default_factory)]
 
 
-def _suggest(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    if not close:  # case slips ("global.seed") are common and beat the ratio cut-off
-        close = [c for c in candidates if c.lower() == name.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Validate a nested mapping against the schema and build the :class:`Config`."""
     sections = {f.name: f.default_factory for f in dataclasses.fields(Config)}
     built = {}
     for name, value in raw.items():
         if name not in sections:
-            raise ConfigError(f"unknown section {name!r}{_suggest(name, list(sections))}; "
+            raise ConfigError(f"unknown section {name!r}{suggest(name, list(sections))}; "
                               f"valid sections: {', '.join(sections)}")
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"section {name} must be a mapping of keys, got {value!r}")
@@ -120,7 +115,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         kwargs = {}
         for key, value in values.items():
             if key not in hints:
-                raise ConfigError(f"unknown key {name}.{key}{_suggest(f'{name}.{key}', all_keys())}")
+                raise ConfigError(f"unknown key {name}.{key}{suggest(f'{name}.{key}', all_keys())}")
             kwargs[key] = coerce(value, hints[key], f"{name}.{key}")
         built[name] = cls(**kwargs)
     return Config(**built)
@@ -150,7 +145,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         choices = typing.get_args(tp)
         if value in choices:
             return value
-        hint = _suggest(str(value), [str(c) for c in choices])
+        hint = suggest(str(value), [str(c) for c in choices])
         raise ConfigError(f"{key}: {value!r} is not allowed; expected {_type_name(tp)}{hint}")
     elif origin is list:
         return _coerce_list(value, typing.get_args(tp)[0], key)
