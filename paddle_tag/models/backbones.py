@@ -36,9 +36,11 @@ from typing import Callable, Iterator
 
 import paddle
 import paddle.nn as nn
+from safetensors.numpy import load_file
 
 from paddle_tag.config.schema import IMAGE_BACKBONES
 from paddle_tag.errors import ModelLoadError
+from paddle_tag.utils.safe_load import refuse_pickle_file
 
 
 @contextmanager
@@ -84,7 +86,7 @@ class ImageEncoder(nn.Layer):
 
     Args:
         name: a key of :data:`BACKBONES`.
-        pretrained: ``False`` (random init), or the path of a local ``.pdparams`` file of the
+        pretrained: ``False`` (random init), or the path of a local ``.safetensors`` file of the
             PaddleClas backbone (its ``fc.*`` weights are ignored). ``True`` raises
             :class:`~paddle_tag.errors.ModelLoadError`: PaddleClas would download ImageNet weights
             from the internet, which this project never does.
@@ -109,9 +111,10 @@ class ImageEncoder(nn.Layer):
             raise ModelLoadError(
                 f"pretrained=True would make PaddleClas download ImageNet weights for {name!r} from the "
                 f"internet, which is not reachable here (no registry package ships them either). Use "
-                f"pretrained=False, or pass the path of a local .pdparams file of the backbone.")
+                f"pretrained=False, or pass the path of a local .safetensors file of the backbone "
+                f"(tools/convert_weights.py pdparams converts a trusted PaddleClas .pdparams).")
         if pretrained is not False and not isinstance(pretrained, (str, os.PathLike)):
-            raise ValueError(f"pretrained must be False or a path to a .pdparams file, got {pretrained!r}")
+            raise ValueError(f"pretrained must be False or a path to a .safetensors file, got {pretrained!r}")
         net = backbone_constructor(self.name)(pretrained=False)
         self.feature_dim = int(net.fc.weight.shape[0])  # Paddle Linear weights are (in, out)
         net.fc = nn.Identity()
@@ -122,14 +125,17 @@ class ImageEncoder(nn.Layer):
             self.load_backbone(pretrained)
 
     def load_backbone(self, path: str | os.PathLike[str]) -> None:
-        """Load a PaddleClas ``.pdparams`` of this backbone (without ``fc.*``); every weight must fit."""
+        """Load a ``.safetensors`` state dict of this PaddleClas backbone (its ``fc.*`` ignored); every weight
+        must fit. Pickle-based ``.pdparams`` are refused: convert a trusted one with ``tools/convert_weights.py
+        pdparams``."""
         path = Path(path)
+        refuse_pickle_file(path, "backbone weights")
         if not path.is_file():
             raise ModelLoadError(f"backbone weights not found: {path}")
         try:
-            state = paddle.load(str(path))
-        except Exception as exc:  # noqa: BLE001 (paddle raises many kinds for a bad file)
-            raise ModelLoadError(f"{path}: cannot read backbone weights: {exc}") from None
+            state = {k: paddle.to_tensor(v) for k, v in load_file(str(path)).items()}
+        except Exception as exc:  # noqa: BLE001 (SafetensorError / OSError for a bad or truncated file)
+            raise ModelLoadError(f"{path}: cannot read backbone weights as safetensors: {exc}") from None
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         own = self.net.state_dict()
         missing = sorted(set(own) - set(state))

@@ -20,6 +20,7 @@ from paddle_tag.config.schema import ModelConfig
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.utils.io import read_json
 from paddle_tag.utils.quiet import quiet_paddlenlp
+from paddle_tag.utils.safe_load import require_safetensors_dir
 
 # Model.name → (PaddleNLP config class, model class, model_type values its config.json may carry)
 ENCODERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -66,21 +67,25 @@ def check_family(name: str, directory: str | Path) -> None:
 
 
 def encoder_from_pretrained(name: str, name_or_dir: str) -> paddle.nn.Layer:
-    """Weights from a local ``save_pretrained`` directory or a PaddleNLP model name (needs a network)."""
+    """Weights from a local ``save_pretrained`` directory or a PaddleNLP model name (needs a network).
+
+    Only safetensors weights are read (``use_safetensors=True``): a directory or hub model that has only
+    ``model_state.pdparams`` is refused, since unpickling it would run any code it holds."""
     _, model_cls = _classes(name)
     local = Path(name_or_dir)
     if local.exists() and not local.is_dir():
         raise ModelLoadError(f"Model.pretrained={name_or_dir} is a file; pass the model directory")
     if local.is_dir():
         check_family(name, local)
+        require_safetensors_dir(local)
     try:
-        return model_cls.from_pretrained(name_or_dir)
+        return model_cls.from_pretrained(name_or_dir, use_safetensors=True, convert_from_torch=False)
     except Exception as exc:  # paddlenlp raises OSError/ValueError/HTTP errors by case
         if local.is_dir():
             raise ModelLoadError(f"cannot load {model_cls.__name__} weights from {name_or_dir}: {exc}") from None
         raise ModelLoadError(
             f"cannot load {name_or_dir!r}: it is not a local directory and downloading it failed "
-            f"({type(exc).__name__}). Offline, pass Model.pretrained=<a local model directory> "
+            f"({type(exc).__name__}; only safetensors weights are downloaded). Offline, pass Model.pretrained=<a local model directory> "
             "(config.json + weights + tokenizer), convert one with tools/convert_weights.py, "
             "or set Model.pretrained=null to train from random init.") from None
 

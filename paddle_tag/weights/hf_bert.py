@@ -30,6 +30,7 @@ import paddle_tag
 from paddle_tag.data.wordpiece import SPECIAL_TOKENS, build_tokenizer
 from paddle_tag.errors import ModelLoadError
 from paddle_tag.utils.io import read_json, replace_directory, sha256_file
+from paddle_tag.utils.safe_load import is_pickle_file
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ MODEL_TYPES = ("bert", "ernie")
 BASE_PREFIXES = ("bert.", "ernie.")  # base_model_prefix of task models (BertForMaskedLM, ...)
 HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")  # task heads: dropped, reported
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # torch buffers, not weights
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pdparams", ".pdopt")
 # Hugging Face name outside the layers → (PaddleNLP name, transpose)
 TOP_NAMES = {
     "embeddings.word_embeddings.weight": ("embeddings.word_embeddings.weight", False),
@@ -229,7 +229,7 @@ def save_model_dir(paddle_state: Mapping[str, np.ndarray], model_type: str, conf
                 (tmp / name).write_bytes(content)
             else:
                 shutil.copyfile(content, tmp / name)
-        pickles = sorted(p.name for p in tmp.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+        pickles = sorted(p.name for p in tmp.rglob("*") if is_pickle_file(p))
         if pickles or not (tmp / "model.safetensors").is_file():
             raise ModelLoadError(f"save_pretrained wrote {sorted(p.name for p in tmp.iterdir())}: expected "
                                  f"model.safetensors and no pickle file")
@@ -253,7 +253,7 @@ def _read_safetensors(src: Path) -> tuple[dict[str, np.ndarray], list[Path]]:
         if absent or not files:
             raise ModelLoadError(f"{index}: shard files missing: {absent or 'the index lists none'}")
     else:
-        pickles = sorted(p.name for p in src.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        pickles = sorted(p.name for p in src.iterdir() if is_pickle_file(p))
         hint = (f"only pickle weight files ({', '.join(pickles)}); pickle files are never loaded; convert them to "
                 "safetensors with transformers in a trusted, sandboxed environment "
                 "(AutoModel.from_pretrained(src).save_pretrained(dst, safe_serialization=True)) or use the "

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
+from safetensors.numpy import save_file
 from helpers import DATA
 
 from paddle_tag.data.augment import GrayToRGB, ToCHW, ToFloat
@@ -115,7 +116,7 @@ def test_pretrained_true_fails_offline_without_downloading(monkeypatch) -> None:
 
     monkeypatch.setattr(download, "_download", no_network)
     monkeypatch.setattr(save_load, "get_weights_path_from_url", no_network)
-    with pytest.raises(ModelLoadError, match="download ImageNet weights.*local .pdparams"):
+    with pytest.raises(ModelLoadError, match="download ImageNet weights.*local .safetensors"):
         ImageEncoder("pplcnet_x0_25", pretrained=True)
 
 
@@ -124,15 +125,18 @@ def test_local_weights(encoders, tmp_path: Path) -> None:
     src.eval()
     state = dict(src.net.state_dict())
     state["fc.weight"] = paddle.zeros([1280, 1000])  # a PaddleClas file has its classifier: ignored
-    paddle.save(state, str(tmp_path / "pplcnet.pdparams"))
-    enc = ImageEncoder("pplcnet_x0_25", pretrained=tmp_path / "pplcnet.pdparams")
+    save_file({k: v.numpy() for k, v in state.items()}, str(tmp_path / "pplcnet.safetensors"))
+    enc = ImageEncoder("pplcnet_x0_25", pretrained=tmp_path / "pplcnet.safetensors")
     enc.eval()
     x = paddle.randn([2, 3, 32, 32])
     np.testing.assert_allclose(enc(x).numpy(), src(x).numpy(), rtol=1e-6)
     with pytest.raises(ModelLoadError, match="does not fit mobilenetv3_small_x0_35"):
-        ImageEncoder("mobilenetv3_small_x0_35", pretrained=tmp_path / "pplcnet.pdparams")
+        ImageEncoder("mobilenetv3_small_x0_35", pretrained=tmp_path / "pplcnet.safetensors")
     with pytest.raises(ModelLoadError, match="not found"):
-        ImageEncoder("pplcnet_x0_25", pretrained=tmp_path / "missing.pdparams")
+        ImageEncoder("pplcnet_x0_25", pretrained=tmp_path / "missing.safetensors")
+    (tmp_path / "truncated.safetensors").write_bytes((tmp_path / "pplcnet.safetensors").read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="cannot read backbone weights as safetensors"):
+        ImageEncoder("pplcnet_x0_25", pretrained=tmp_path / "truncated.safetensors")
 
 
 def test_wrong_channels(encoders) -> None:

@@ -1,6 +1,6 @@
 """Image tagging (``Data.modality: image``): a PaddleClas backbone + head on ``.npz`` splits (multi-label on
 Fashion-MNIST mosaics, multi-class on Fashion-MNIST), starting from ``Model.pretrained`` (a ``simclr`` / ``moco``
-run's ``best/`` or ``last/``, or a PaddleClas ``.pdparams``) when set."""
+run's ``best/`` or ``last/``, or a backbone ``.safetensors``) when set."""
 from __future__ import annotations
 
 import paddle
