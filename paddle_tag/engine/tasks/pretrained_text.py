@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 import paddle
+from tqdm import tqdm
 
 from paddle_tag.config import Config
 from paddle_tag.config.schema import ModelConfig
@@ -13,7 +14,7 @@ from paddle_tag.engine.checkpoint import MANIFEST, checkpoint_kind
 from paddle_tag.engine.runtime import Runtime
 from paddle_tag.errors import ConfigError, ModelLoadError
 from paddle_tag.models.pretrained import resolve_pretrained
-from paddle_tag.weights.pruning import is_pruned_from, prune_model_dir
+from paddle_tag.weights.pruning import is_pruned_from, prune_model_dir, pruned_dir_summary, pruning_summary
 
 
 def pretrained_model_config(config: Config, train_texts: Sequence[str], runtime: Runtime) -> ModelConfig:
@@ -34,7 +35,10 @@ def pretrained_model_config(config: Config, train_texts: Sequence[str], runtime:
     # the tokenizer puts Data.text_prefix before every text: its pieces (e5: ▁que ry :) must be kept too
     texts = [config.Data.text_prefix + text for text in train_texts]
     if runtime.is_main and not is_pruned_from(pruned, source, texts):
-        prune_model_dir(source, texts, pruned, corpus_name=str(config.Data.train_path))
+        summary = prune_model_dir(source, texts, pruned, corpus_name=str(config.Data.train_path))
+        tqdm.write(f"[prune] {pruning_summary(summary)} → {pruned}")
+    elif runtime.is_main:
+        tqdm.write(f"[prune] reusing {pruned}: {pruned_dir_summary(pruned)}")
     if runtime.world_size > 1:
         paddle.distributed.barrier()  # the other ranks load what rank 0 wrote
         if not is_pruned_from(pruned, source, texts):
