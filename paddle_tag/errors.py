@@ -9,6 +9,11 @@ class PaddleTagError(Exception):
     """Base class of every error caused by user input (config, data, paths)."""
 
 
+class DamagedFileError(PaddleTagError, ValueError):
+    """A file paddle_tag wrote earlier cannot be read back (truncated, not JSON, not UTF-8); the message names it.
+    Also a ``ValueError``, so callers that treat unreadable JSON as "absent" keep doing so."""
+
+
 class ConfigError(PaddleTagError):
     """A config file or ``-o`` override is invalid (unknown key, wrong type, bad value)."""
 

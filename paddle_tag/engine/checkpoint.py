@@ -25,13 +25,15 @@ checkpoint in ``.<name>.old``.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import paddle
 import yaml
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -41,7 +43,7 @@ from paddle_tag.data.labels import LabelSet
 from paddle_tag.data.tokenizer import TextTokenizer, load_tokenizer
 from paddle_tag.engine.optim import flatten_optimizer_state, unflatten_optimizer_state
 from paddle_tag.engine.state import TrainState
-from paddle_tag.errors import ModelLoadError
+from paddle_tag.errors import DamagedFileError, ModelLoadError
 from paddle_tag.models import Tagger, load_tagger
 from paddle_tag.models.backbones import ImageEncoder
 from paddle_tag.models.embedder import Embedder
@@ -55,6 +57,9 @@ TAGGER_KINDS = ("text_tagging", "image_tagging")
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 BACKBONE_WEIGHTS, BACKBONE_CONFIG = "backbone.safetensors", "backbone.json"
+LOAD_ADVICE = "restore the file, or use the run's other checkpoint (best/ or last/)"
+RESUME_ADVICE = ("this checkpoint cannot be resumed: restore the file, resume from another checkpoint with "
+                 "-o Global.resume=<directory>, or start again with -o Global.resume=false")
 
 
 @dataclass
@@ -153,21 +158,39 @@ def resume_checkpoint(resume: bool | str, output_dir: Path) -> Optional[Path]:
         raise
 
 
+@contextmanager
+def readable(directory: Path, advice: str) -> Iterator[None]:
+    """Turn what a damaged checkpoint raises while it is read (bad JSON, a truncated safetensors file, a key
+    missing from a file that has no checksum) into one :class:`ModelLoadError` that ends with ``advice``."""
+    try:
+        yield
+    except DamagedFileError as exc:
+        raise ModelLoadError(f"{exc}; {advice}") from None
+    except (KeyError, TypeError, ValueError, FileNotFoundError, SafetensorError) as exc:
+        raise ModelLoadError(f"{directory}: cannot read the checkpoint ({type(exc).__name__}: {exc}); {advice}") \
+            from None
+
+
 def restore_training(directory: Path, kind: str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer,
                      restore_weights: Callable[[Path], None]) -> TrainState:
     """Check that ``directory`` is an intact ``kind`` checkpoint with training state; load the weights with the
     task's ``restore_weights``, then ``optimizer``'s state; return the saved :class:`TrainState`."""
-    saved_kind = checkpoint_kind(directory)
-    if saved_kind != kind:
-        raise ModelLoadError(f"cannot resume a {kind} run from {directory}: it is a {saved_kind} checkpoint")
-    if not (directory / TRAINER_STATE).is_file():
-        raise ModelLoadError(f"{directory} has no {TRAINER_STATE}: it is not a training checkpoint to resume from")
-    restore_weights(directory)
-    saved = read_json(directory / TRAINER_STATE)
-    to_paddle = {name: p.name for name, p in model.named_parameters()}
-    tensors = load_file(str(directory / OPTIMIZER_FILE))
-    optimizer.set_state_dict(unflatten_optimizer_state(tensors, saved.pop("optimizer_extra", {}), to_paddle))
-    return TrainState.from_json(saved)
+    with readable(directory, RESUME_ADVICE):
+        saved_kind = checkpoint_kind(directory)
+        if saved_kind != kind:
+            raise ModelLoadError(f"cannot resume a {kind} run from {directory}: it is a {saved_kind} checkpoint")
+        for name in (TRAINER_STATE, OPTIMIZER_FILE):
+            if not (directory / name).is_file():
+                raise ModelLoadError(f"{directory} has no {name}: it is not a training checkpoint to resume from")
+        restore_weights(directory)
+        saved = read_json(directory / TRAINER_STATE)
+        to_paddle = {name: p.name for name, p in model.named_parameters()}
+        try:
+            tensors = load_file(str(directory / OPTIMIZER_FILE))
+        except SafetensorError as exc:
+            raise DamagedFileError(f"{directory / OPTIMIZER_FILE} is damaged ({exc})") from None
+        optimizer.set_state_dict(unflatten_optimizer_state(tensors, saved.pop("optimizer_extra", {}), to_paddle))
+        return TrainState.from_json(saved)
 
 
 @dataclass
@@ -189,6 +212,11 @@ class Checkpoint:
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     """Load a tagger checkpoint (``text_tagging`` / ``image_tagging``) for evaluation, prediction or export."""
     directory = resolve_checkpoint(directory)
+    with readable(directory, LOAD_ADVICE):
+        return _load_tagger_checkpoint(directory)
+
+
+def _load_tagger_checkpoint(directory: Path) -> Checkpoint:
     kind = checkpoint_kind(directory)
     if kind not in TAGGER_KINDS:
         raise ModelLoadError(f"{directory} is a {kind} pretraining checkpoint: it has no tagging head. Fine-tune "

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from paddle_tag.errors import DamagedFileError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temp file in the same folder, fsync it, then rename it over ``path``."""
@@ -43,8 +45,15 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a UTF-8 JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a UTF-8 JSON file; :class:`DamagedFileError` (naming it) if it is not valid UTF-8 JSON. A missing
+    file raises ``FileNotFoundError`` as before, for callers that check for it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
+            else "not UTF-8"
+        raise DamagedFileError(f"{path} is damaged ({reason})") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
