@@ -23,15 +23,15 @@ class DiscoverConfig:
     prefix: str = "query: "  # put before every text by pretrained encoders (e5 wants "query: " for clustering)
     batch_size: int = 64  # encoder batch size
     tfidf_dim: int = 256  # tfidf: TruncatedSVD components of the character 1-2 gram TF-IDF matrix
-    reduce: Literal["pca", "umap", "none"] = "pca"
+    reduce: Literal["pca", "umap", "none"] = "pca"  # umap needs umap-learn (pip install -e .[umap])
     dim: int = 32  # reduced dimension (pca / umap)
-    cluster: Literal["kmeans", "hdbscan"] = "kmeans"
+    cluster: Literal["kmeans", "hdbscan"] = "kmeans"  # faiss spherical k-means, or scikit-learn HDBSCAN
     k: int = 0  # k-means clusters; 0 = chosen in k_min..k_max (best silhouette on a sample; discover/kmeans.py)
-    k_min: int = 5
-    k_max: int = 30
+    k_min: int = 5  # smallest k the automatic choice tries
+    k_max: int = 30  # largest k the automatic choice tries
     k_step: int = 1  # candidate k values: k_min, k_min + k_step, ..., k_max
     sample_size: int = 5000  # items (fixed-seed sample) the automatic choice of k is computed on
-    kmeans_iters: int = 25
+    kmeans_iters: int = 25  # k-means iterations of the final clustering
     kmeans_redo: int = 3  # k-means restarts (faiss nredo) of a given k / of the k search's over-clustering
     min_cluster_size: int = 15  # hdbscan
     min_similarity: float = 0.0  # cluster members less similar than this to their centroid become outliers

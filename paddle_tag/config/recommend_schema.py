@@ -27,6 +27,7 @@ class RecommendConfig:
     title_vectors: bool = True  # two_tower: the item tower adds a projection of a frozen text vector of its title
     title_model: str = "multilingual-e5-small"  # two_tower: the text encoder of the titles (a models-cache name/dir)
     user_profile: bool = True  # two_tower: the user tower embeds the profile fields below (unknown -> own index)
+    # two_tower: the user fields of the data set the user tower embeds (MovieLens: users.dat columns)
     profile_fields: list[str] = field(default_factory=lambda: ["gender", "age", "occupation"])
     # two_tower: history items read through the user tower's own embeddings (own) or the item tower (items)
     history_input: Literal["own", "items"] = "own"

@@ -37,15 +37,15 @@ MIN_OPSET, MAX_OPSET = 13, 19
 class GlobalConfig:
     """Run-wide settings: where outputs go, how long to train, on what device."""
 
-    output_dir: str = "output/run"
-    epochs: int = 3
+    output_dir: str = "output/run"  # where the run writes checkpoints (best/, last/), metrics, curves and its config
+    epochs: int = 3  # passes over the training data
     max_steps: int = -1  # stop after this many optimizer steps (smoke runs); -1 = no limit
-    seed: int = 42
-    device: Literal["cpu", "gpu"] = "cpu"
+    seed: int = 42  # seeds init, batch order, dropout and augmentations (runs are deterministic on CPU)
+    device: Literal["cpu", "gpu"] = "cpu"  # gpu needs the Paddle GPU build (docs: Docker and multi-GPU)
     checkpoint: Optional[str] = None  # a checkpoint directory to evaluate / predict from
     resume: Union[bool, str] = False  # true: continue from <output_dir>/last; a path: from there
     amp: Optional[Literal["O1", "O2"]] = None  # mixed precision, GPU only
-    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"  # float16 trains with a GradScaler
     eval_every: int = 0  # evaluate every N steps (and after each epoch); 0 = after each epoch; -1 = only at the end
     log_every: int = 20  # one progress-bar postfix update every N steps
     progress: bool = True  # show tqdm progress bars
@@ -63,14 +63,14 @@ class GlobalConfig:
 class DataConfig:
     """Where the examples are and how they are turned into model inputs."""
 
-    task: Literal["multi_class", "multi_label"] = "multi_class"
-    train_path: Optional[str] = None
-    eval_path: Optional[str] = None
-    test_path: Optional[str] = None
+    task: Literal["multi_class", "multi_label"] = "multi_class"  # softmax CE or sigmoid BCE, metrics, thresholds
+    train_path: Optional[str] = None  # training examples: JSONL {"text", "labels"} or TSV label<TAB>text
+    eval_path: Optional[str] = None  # dev split: evaluation during training, best/ and thresholds are chosen on it
+    test_path: Optional[str] = None  # optional held-out split, scored once with best/ at the end (metrics.json)
     format: Literal["auto", "jsonl", "tsv"] = "auto"  # auto: by file extension
-    max_seq_len: int = 128
-    batch_size: int = 32
-    eval_batch_size: int = 64
+    max_seq_len: int = 128  # tokens a model input holds, [CLS]/[SEP] (or <s>/</s>) included
+    batch_size: int = 32  # training examples per step, per device
+    eval_batch_size: int = 64  # examples per batch when evaluating and predicting
     # a text over max_seq_len tokens: cut to fit (truncate), refused (error), or read whole as overlapping
     # windows of max_seq_len tokens whose pooled features the model pools per text (windows)
     on_long_text: Literal["truncate", "windows", "error"] = "truncate"
@@ -109,14 +109,14 @@ class ModelConfig:
     pretrained: Optional[str] = None  # a local directory, a name in the models cache, or a PaddleNLP hub name
     prune_vocab: bool = False  # keep only the pretrained vocabulary's pieces the training texts use
     vocab_file: Optional[str] = None  # WordPiece vocab for random init (pretrained models bring their own)
-    num_layers: int = 4
-    hidden_size: int = 256
-    num_heads: int = 4
-    intermediate_size: int = 1024
-    max_position: int = 512
-    dropout: float = 0.1
-    pooling: Literal["cls", "mean"] = "cls"
-    head_dropout: float = 0.1
+    num_layers: int = 4  # random init only (a pretrained encoder brings its own size): transformer layers
+    hidden_size: int = 256  # random init: hidden size
+    num_heads: int = 4  # random init: attention heads
+    intermediate_size: int = 1024  # random init: feed-forward size
+    max_position: int = 512  # random init: position embeddings (Data.max_seq_len must fit)
+    dropout: float = 0.1  # encoder dropout
+    pooling: Literal["cls", "mean"] = "cls"  # the pooled embedding (forward_features): [CLS] or masked mean
+    head_dropout: float = 0.1  # dropout before the tagging head
     # prior: the head's bias starts at the training labels' log-odds (multi-label) or log-frequencies
     # (multi-class), so the first steps learn to tell texts apart instead of pushing every score down
     head_bias_init: Literal["zeros", "prior"] = "prior"
@@ -130,7 +130,7 @@ class ModelConfig:
     # wide & deep: hashed character n-grams (1..wide_ngram_max characters) → one logit per tag, added to the
     # encoder head's logits and trained with it (the hashing runs inside the model, so the export computes it too)
     wide: bool = False
-    wide_ngram_max: int = 2
+    wide_ngram_max: int = 2  # the wide part reads character n-grams of 1..wide_ngram_max characters (1..5)
     wide_buckets: int = 262144  # hash buckets (rows of the n-gram table); each row holds one weight per tag
     wide_max_chars: int = 4096  # the wide part reads at most this many characters of a text
     wide_idf: bool = False  # weigh each n-gram by its inverse document frequency in the training texts (TF-IDF)
@@ -169,19 +169,19 @@ class LossConfig:
 class OptimizerConfig:
     """AdamW with linear warmup and linear decay, and global-norm gradient clipping."""
 
-    name: Literal["adamw"] = "adamw"
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    name: Literal["adamw"] = "adamw"  # AdamW, no decay on biases and LayerNorm
+    lr: float = 5e-5  # peak learning rate (linear warmup, then linear decay to 0)
+    weight_decay: float = 0.01  # decoupled weight decay (not on biases and LayerNorm)
+    warmup_ratio: float = 0.1  # share of the steps spent warming up, in [0, 1)
     max_grad_norm: float = 1.0  # 0 disables clipping
     head_lr_scale: float = 1.0  # the classifier head learns at lr * head_lr_scale (a new head starts from nothing)
     # SGD rate of the wide part's n-gram table, for the loss summed over a batch's cells (fastText's are 0.1-1);
     # it follows the warmup/decay schedule (see paddle_tag/engine/optim.py). 3 was best on dev among 1, 3, 10
     # (docs/long_tail_poems_2026-12.md) and is what every wide recipe in configs/ uses
     wide_lr: float = 3.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.999  # AdamW second-moment decay
+    epsilon: float = 1e-8  # AdamW denominator term
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -199,14 +199,14 @@ class MetricConfig:
 
     best: str = "auto"  # metric that selects best/: auto = macro_f1 (multi_class) / micro_f1 (multi_label)
     tune_thresholds: bool = True  # multi-label: per-class thresholds tuned on the eval set
-    default_threshold: float = 0.5
+    default_threshold: float = 0.5  # multi-label score threshold where none is tuned
 
 
 @dataclass
 class ExportConfig:
     """ONNX export (``tools/export_model.py``): what is written, and how it is checked against Paddle."""
 
-    output_dir: str = "output/export"
+    output_dir: str = "output/export"  # export directory, replaced atomically (must be an export or absent)
     opset: int = 13  # ONNX opset handed to paddle2onnx (MIN_OPSET..MAX_OPSET)
     # which of EXPORT_VARIANTS to build; fp32 is required. -o gives a comma string (fp32,int8), kept in order
     variants: list[str] = field(default_factory=lambda: list(EXPORT_VARIANTS))
@@ -251,20 +251,20 @@ class PretrainConfig:
     projection_hidden: int = 0  # hidden size of a multi-layer head; 0 = the encoder's hidden size
     projection_dim: int = 0  # output size; 0 = the encoder's hidden size
     # probability that each augmentation is applied to a view (0 = off); word-level ones use jieba words
-    word_deletion: float = 0.0
-    word_swap: float = 0.0
-    synonym_replace: float = 0.0
-    char_mask: float = 0.0
+    word_deletion: float = 0.0  # probability: delete jieba words
+    word_swap: float = 0.0  # probability: swap jieba words
+    synonym_replace: float = 0.0  # probability: replace words by synonyms (needs synonyms_path)
+    char_mask: float = 0.0  # probability: mask characters with the tokenizer's mask token
     synonyms_path: Optional[str] = None  # tab-separated synonym groups (python tools/prepare_data.py synonyms)
     # kNN monitor: labelled texts (or single-label .npz images) embedded with the frozen encoder at every evaluation
     knn_train_path: Optional[str] = None  # memory bank
     knn_eval_path: Optional[str] = None  # queries; top-1 accuracy is the metric that selects best/
-    knn_k: int = 20
-    knn_temperature: float = 0.07
+    knn_k: int = 20  # kNN monitor: neighbours that vote
+    knn_temperature: float = 0.07  # kNN monitor: votes weighted by exp(cosine / knn_temperature)
     knn_max_items: int = 0  # images: at most this many bank and query images (fixed-seed sample); 0 = all
     # MoCo v2 (images): a FIFO of past keys as negatives, a momentum (EMA) key encoder, shuffled split BatchNorm
-    queue_size: int = 4096
-    momentum: float = 0.99
+    queue_size: int = 4096  # negatives kept in the queue
+    momentum: float = 0.99  # EMA rate of the key encoder
     bn_splits: int = 4  # sub-batches with their own BatchNorm statistics (single-device shuffle-BN), MoCo only
 
     def __post_init__(self) -> None:
