@@ -2,7 +2,9 @@
 
   python tools/assign.py -c configs/discover/<name>.yaml --input new_items.jsonl [--threshold 0.3]
 
-Items are JSONL ``{"text": ...}`` with an optional ``"id"`` (default: ``sha1:`` + the text's hash). They are
+Items are JSONL ``{"text": ...}`` with an optional ``"id"``, a string or an integer (default: ``sha1:`` + the
+text's hash). An id already in the database with the same text is left alone (so a batch can be re-run); with
+another text the batch is refused before anything is written, unless ``--update`` (replace the text, assign again). They are
 embedded with the config's ``Discover`` embedder (the one the taxonomy was discovered with), assigned to the
 nearest tag centroid by cosine when it clears ``--threshold`` (else left unassigned), and the tags' centroids
 move mini-batch k-means style. Items, assignments and centroids are written to the tag database
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
                         help="re-discovery due above this unassigned share (of items assigned since discovery)")
     parser.add_argument("--max-drift", type=float, default=0.05,
                         help="re-discovery due when a centroid moved more than this (1 - cosine) since discovery")
+    parser.add_argument("--update", action="store_true",
+                        help="items whose id is stored with another text: replace the text and assign them again")
     parser.add_argument("--report", metavar="PATH", help="also write the JSON report here")
     args = parser.parse_args(argv)
     config = config_from_args(args)
@@ -34,7 +38,7 @@ def main(argv=None) -> int:
         params = AssignParams(args.threshold, args.max_unassigned, args.max_drift)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    report = assign_file(config, args.input, params)
+    report = assign_file(config, args.input, params, update=args.update)
     text = report.to_json()
     if args.report:
         Path(args.report).write_text(text + "\n", encoding="utf-8")

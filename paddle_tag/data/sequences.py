@@ -21,7 +21,7 @@ from typing import Any, Iterator, Literal, overload
 
 import numpy as np
 
-from paddle_tag.data.readers import _json_object  # the "file:line: invalid JSON" wording of the text readers
+from paddle_tag.data.readers import json_object  # the "file:line: invalid JSON" wording of the text readers
 from paddle_tag.errors import ConfigError, DataError
 
 PAD = "<pad>"
@@ -90,7 +90,7 @@ def _json_rows(path: Path, expected: str) -> Iterator[tuple[str, dict[str, Any]]
         if not raw.strip():
             continue
         where = f"{path}:{number}"
-        yield where, _json_object(raw, where, expected)
+        yield where, json_object(raw, where, expected)
 
 
 def _string(obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from paddle_tag.data.readers import iter_json_lines
+from paddle_tag.data.readers import check_unicode, item_id, read_json_lines
 from paddle_tag.discover.embed import embed_texts
 from paddle_tag.discover.pipeline import database_url
 from paddle_tag.discover.store import TagStore
@@ -57,8 +57,9 @@ class AssignReport:
     """What an assignment batch did, and whether the taxonomy should be discovered again."""
 
     version_id: int
-    items: int                      # new items assigned in this batch (already-assigned ones are skipped)
-    skipped: int                    # items that already had an assignment in this version
+    items: int                      # items assigned in this batch (new ones, and updated ones with --update)
+    skipped: int                    # items this version already assigned with the same text (left alone)
+    updated: int                    # items assigned before whose text was replaced (update=True only)
     assigned: int
     unassigned: int
     unassigned_share: float         # of this batch
@@ -116,36 +117,71 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def read_new_items(path: str | Path) -> list[Item]:
-    """Items of a JSONL file: ``{"text": ...}`` with an optional ``"id"``; without one, the id is
-    ``sha1:<16 hex digits of the text's SHA-1>`` (stable, and distinct from a discovery run's line numbers)."""
+    """Items of a JSONL file: ``{"text": ...}`` with an optional ``"id"`` (a string or an integer); without one,
+    the id is ``sha1:<16 hex digits of the text's SHA-1>`` (stable, and distinct from a discovery run's line
+    numbers). Every bad line is reported at once."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
-    items, seen = [], set()
-    for _, where, obj in iter_json_lines(path):
+    seen: set[str] = set()
+
+    def parse(obj: dict, where: str, number: int) -> Item:
         if not isinstance(obj.get("text"), str):
             raise DataError(f"{where}: expected a JSON object with a string \"text\"")
-        text = obj["text"].strip()
+        text = check_unicode(obj["text"].strip(), where)
         if not text:
             raise DataError(f"{where}: empty text")
-        item_id = obj.get("id")
-        item_id = str(item_id) if item_id is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
-        if item_id in seen:
-            raise DataError(f"{where}: duplicate id {item_id!r}")
-        seen.add(item_id)
-        items.append(Item(item_id=item_id, text=text))
-    if not items:
-        raise DataError(f"{path}: no items (the file is empty)")
-    return items
+        given = item_id(obj.get("id"), where)
+        key = given if given is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+        if key in seen:
+            raise DataError(f"{where}: duplicate id {key!r}")
+        seen.add(key)
+        return Item(item_id=key, text=text)
+
+    return read_json_lines(path, parse)
+
+
+@dataclass
+class AssignPlan:
+    """How a batch of items relates to what the tag database already holds (current version ``version_id``)."""
+
+    fresh: list[int]        # positions of items the current version has not assigned yet
+    again: list[int]        # positions of items assigned before whose text changed (assigned again only on update)
+    unchanged: list[int]    # positions of items assigned before with the same text (nothing to do)
+    previous: dict[str, Optional[int]]  # item id → tag key it had (None: unassigned), for ``again`` items
+    conflicts: list[str]    # ids stored with another text (assigned before, or stored by another run)
+
+
+def plan_assignment(store, version_id: int, items: Sequence[Item]) -> AssignPlan:
+    """Sort ``items`` by what the database has of them; see :class:`AssignPlan`."""
+    ids = [item.item_id for item in items]
+    previous, stored = store.assignment_tags(version_id, ids), store.item_texts(ids)
+    conflicts = [item.item_id for item in items if item.item_id in stored and stored[item.item_id] != item.text]
+    changed = set(conflicts)
+    fresh = [i for i, item in enumerate(items) if item.item_id not in previous]
+    again = [i for i, item in enumerate(items) if item.item_id in previous and item.item_id in changed]
+    unchanged = [i for i, item in enumerate(items) if item.item_id in previous and item.item_id not in changed]
+    return AssignPlan(fresh, again, unchanged, {ids[i]: previous[ids[i]] for i in again}, conflicts)
+
+
+def refuse_conflicts(plan: AssignPlan, items: Sequence[Item], update: bool) -> None:
+    """An id already stored with another text is an error unless the caller asked to ``update`` it."""
+    if plan.conflicts and not update:
+        shown = ", ".join(repr(i) for i in plan.conflicts[:5]) + (" ..." if len(plan.conflicts) > 5 else "")
+        raise DataError(f"{len(plan.conflicts)} of {len(items)} item ids are already in the tag database with "
+                        f"another text ({shown}); nothing was written. Give these items new ids, or pass --update "
+                        f"to replace their stored text and assign them again")
 
 
 def assign_new_items(store, items: Sequence[Item], embeddings: np.ndarray,
-                     params: Optional[AssignParams] = None) -> AssignReport:
+                     params: Optional[AssignParams] = None, update: bool = False) -> AssignReport:
     """Assign ``items`` (embedded as ``embeddings``, (N, D) L2-normalised, row i = item i) to the store's
     current taxonomy, move its centroids and write everything in one transaction; return the report.
 
-    Items that already have an assignment in the current version are skipped (counting them again would
-    pull the centroids twice).
+    An item the current version already assigned with the same text is left alone (``skipped``: counting it
+    again would pull the centroids twice). An id stored with another text is refused (:class:`DataError`)
+    unless ``update``: then its text is replaced and it is assigned again; tag sizes follow its new tag, the
+    centroids do not move for it (its earlier embedding moved them once already).
     """
     params = params or AssignParams()
     embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -158,21 +194,33 @@ def assign_new_items(store, items: Sequence[Item], embeddings: np.ndarray,
     if tags and embeddings.shape[1] != version.dim:
         raise DataError(f"the new items have {embeddings.shape[1]}-d embeddings, the taxonomy {version.dim}-d: "
                         f"embed them as the discovery run did (embedder {version.embedder!r})")
-    known = store.assigned_item_ids(version.id, [item.item_id for item in items])
-    keep = [i for i, item in enumerate(items) if item.item_id not in known]
+    plan = plan_assignment(store, version.id, items)
+    refuse_conflicts(plan, items, update)
+    keep = plan.fresh + plan.again
+    is_fresh = np.array([i < len(plan.fresh) for i in range(len(keep))], dtype=bool)
+    skipped = len(plan.unchanged)
     items, embeddings = [items[i] for i in keep], embeddings[keep]
     dim = embeddings.shape[1]
     centroids = np.stack([tag.centroid for tag in tags]) if tags else np.zeros((0, dim), np.float32)
     initial = np.stack([tag.initial_centroid for tag in tags]) if tags else np.zeros((0, dim), np.float32)
     sizes = np.array([tag.size for tag in tags], dtype=np.int64)
     labels, scores = nearest_tags(embeddings, centroids, params.threshold)
-    new_centroids, new_sizes = minibatch_update(centroids, sizes, embeddings, labels)
+    new_centroids, new_sizes = minibatch_update(centroids, sizes, embeddings[is_fresh], labels[is_fresh])
+    index_of = {tag.key: k for k, tag in enumerate(tags)}
+    for item, label in zip([x for x, fresh in zip(items, is_fresh) if not fresh], labels[~is_fresh]):
+        old = plan.previous[item.item_id]
+        if old is not None and old in index_of:
+            new_sizes[index_of[old]] -= 1
+        if label >= 0:
+            new_sizes[label] += 1
     moved = sorted(set(labels[labels >= 0].tolist()))
+    touched = sorted(set(moved) | {k for k in range(len(tags)) if new_sizes[k] != sizes[k]})
     store.record_assignments(
         version.id, items,
         [Assignment(item_id=item.item_id, tag_key=tags[k].key if k >= 0 else None, score=float(x))
          for item, k, x in zip(items, labels, scores)],
-        centroids={tags[k].key: (new_centroids[k], int(new_sizes[k])) for k in moved})
+        centroids={tags[k].key: (new_centroids[k], int(new_sizes[k])) for k in touched},
+        replace_texts=update)
     since = [1.0 - cosine(initial[k], new_centroids[k]) for k in range(len(tags))]
     per_tag = [{"key": tags[k].key, "name": tags[k].name, "received": int((labels == k).sum()),
                 "size": int(new_sizes[k]), "drift": round(1.0 - cosine(centroids[k], new_centroids[k]), 6),
@@ -181,8 +229,8 @@ def assign_new_items(store, items: Sequence[Item], embeddings: np.ndarray,
     n, unassigned = len(items), int((labels < 0).sum())
     worst = int(np.argmax(since)) if tags else -1
     report = AssignReport(
-        version_id=version.id, items=n, skipped=len(known), assigned=n - unassigned, unassigned=unassigned,
-        unassigned_share=round(unassigned / n, 4) if n else 0.0,
+        version_id=version.id, items=n, skipped=skipped, updated=len(plan.again), assigned=n - unassigned,
+        unassigned=unassigned, unassigned_share=round(unassigned / n, 4) if n else 0.0,
         cumulative_unassigned_share=round(unassigned_total / total, 4) if total else 0.0,
         tags=per_tag, max_drift=round(since[worst], 6) if tags else 0.0, rediscovery_due=False,
         params=asdict(params))
@@ -216,9 +264,12 @@ def check_embedder(config, version) -> None:
                           f"(-o Discover.model={version.embedder})")
 
 
-def assign_file(config, path: str | Path, params: Optional[AssignParams] = None) -> AssignReport:
-    """``tools/assign.py``: read ``path``'s items, embed the ones the current taxonomy has not seen with the
-    config's ``Discover`` embedder, assign them and write to the database at ``Discover.db_url``."""
+def assign_file(config, path: str | Path, params: Optional[AssignParams] = None,
+                update: bool = False) -> AssignReport:
+    """``tools/assign.py``: read ``path``'s items, embed the ones the current taxonomy has not seen (or, with
+    ``update``, whose text changed) with the config's ``Discover`` embedder, assign them and write to the
+    database at ``Discover.db_url``. An id stored with another text fails the batch before anything is embedded
+    or written, unless ``update``."""
 
     items = read_new_items(path)
     with TagStore(database_url(config), create=False) as store:
@@ -226,10 +277,11 @@ def assign_file(config, path: str | Path, params: Optional[AssignParams] = None)
         if version is None:
             raise ConfigError(f"{store.where}: no taxonomy yet; run tools/discover.py first")
         check_embedder(config, version)
-        known = store.assigned_item_ids(version.id, [item.item_id for item in items])
-        fresh = [item for item in items if item.item_id not in known]
-        embeddings = (embed_texts(config, [item.text for item in fresh]) if fresh
+        plan = plan_assignment(store, version.id, items)
+        refuse_conflicts(plan, items, update)
+        todo = [items[i] for i in sorted(plan.fresh + plan.again)]
+        embeddings = (embed_texts(config, [item.text for item in todo]) if todo
                       else np.zeros((0, version.dim), np.float32))
-        report = assign_new_items(store, fresh, embeddings, params)
-    report.skipped += len(known)
+        report = assign_new_items(store, todo, embeddings, params, update)
+    report.skipped += len(plan.unchanged)
     return report

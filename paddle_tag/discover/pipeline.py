@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from paddle_tag.config import Config, save_config
-from paddle_tag.data.readers import iter_json_lines
+from paddle_tag.data.readers import check_unicode, item_id, read_json_lines
 from paddle_tag.discover.cluster import build_clusterer, resolve_outliers
 from paddle_tag.discover.embed import EncoderEmbedder, build_embedder, embed_with, model_directory, thread_limit
 from paddle_tag.discover.name import build_namer, merge_similar
@@ -57,8 +57,10 @@ def read_items(path: str | Path) -> Corpus:
         raise DataError(f"items file not found: {path}")
     if path.suffix.lower() not in (".jsonl", ".json"):
         raise DataError(f"{path}: discovery reads JSON Lines (.jsonl) items, one {{\"text\": ...}} a line")
-    items, labels, skipped, seen = [], [], 0, set()
-    for number, where, obj in iter_json_lines(path):
+    skipped, seen = 0, set()
+
+    def parse(obj: dict, where: str, number: int) -> Optional[tuple[Item, Optional[str]]]:
+        nonlocal skipped
         if "text" not in obj:
             raise DataError(f"{where}: expected a JSON object with a \"text\"")
         text = obj["text"]
@@ -66,15 +68,18 @@ def read_items(path: str | Path) -> Corpus:
             raise DataError(f"{where}: \"text\" must be a string, got {type(text).__name__}")
         if not text.strip():
             skipped += 1
-            continue
-        item_id = str(obj.get("id", number))
-        if item_id in seen:
-            raise DataError(f"{where}: duplicate item id {item_id!r}")
-        seen.add(item_id)
+            return None
+        given = item_id(obj.get("id"), where)
+        key = given if given is not None else str(number)
+        if key in seen:
+            raise DataError(f"{where}: duplicate item id {key!r}")
+        seen.add(key)
         found = obj.get("labels")
         first = found[0] if isinstance(found, list) and found and isinstance(found[0], str) else None
-        items.append(Item(item_id=item_id, text=text.strip()))
-        labels.append(first)
+        return Item(item_id=key, text=check_unicode(text.strip(), where)), first
+
+    rows = read_json_lines(path, parse, what=None)
+    items, labels = [item for item, _ in rows], [label for _, label in rows]
     if not items:
         what = f"only {skipped} blank texts" if skipped else "no items (the file is empty)"
         raise DataError(f"{path}: {what}")

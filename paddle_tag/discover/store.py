@@ -98,6 +98,7 @@ class TagStore:
                     version_id=version_id, key=int(tag.key), name=tag.name, keywords=_keywords(tag.keywords),
                     dim=dim, centroid=blob, initial_centroid=blob, size=int(tag.size), created=now,
                     updated=now)).inserted_primary_key[0]
+            edits.refuse_changed_texts(conn, taxonomy.items, self.where)
             self._insert_items(conn, taxonomy.items, now)
             self._insert_assignments(conn, version_id, tag_ids, taxonomy.assignments, "discover", now, 0)
             conn.execute(update(s.taxonomy_versions).where(s.taxonomy_versions.c.is_current).values(is_current=False))
@@ -182,16 +183,22 @@ class TagStore:
                     "items": total, "unassigned": unassigned}
 
     # ---- incremental assignment ----------------------------------------------------------------------------
-    def assigned_item_ids(self, version_id: int, item_ids: Sequence[str]) -> set[str]:
-        """Which of ``item_ids`` already have an assignment in version ``version_id``."""
-        found: set[str] = set()
-        a = s.assignments
+    def assignment_tags(self, version_id: int, item_ids: Sequence[str]) -> dict[str, Optional[int]]:
+        """The tag key (``None``: unassigned) of each of ``item_ids`` that has an assignment in ``version_id``."""
+        a, t = s.assignments, s.tags
+        found: dict[str, Optional[int]] = {}
         with self._transaction() as conn:
             for start in range(0, len(item_ids), 500):
                 chunk = list(item_ids[start:start + 500])
-                found.update(conn.execute(select(a.c.item_id).where(a.c.version_id == version_id,
-                                                                     a.c.item_id.in_(chunk))).scalars())
+                rows = conn.execute(select(a.c.item_id, t.c.key).select_from(a.outerjoin(t, a.c.tag_id == t.c.id))
+                                    .where(a.c.version_id == version_id, a.c.item_id.in_(chunk)))
+                found.update({item_id: key for item_id, key in rows})
         return found
+
+    def item_texts(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """The stored text of each of ``item_ids`` that is in the items table (any version or profile set)."""
+        with self._transaction() as conn:
+            return edits.stored_texts(conn, item_ids)
 
     def assignment_counts(self, version_id: int, source: Optional[str] = None) -> tuple[int, int]:
         """(assigned items, unassigned items) of a version, of one ``source`` ("discover" / "assign") or all."""
@@ -199,16 +206,19 @@ class TagStore:
             return edits.assignment_counts(conn, version_id, source)
 
     def record_assignments(self, version_id: int, items: Sequence[Item], assignments: Sequence[Assignment],
-                           centroids: Optional[dict[int, tuple[np.ndarray, int]]] = None) -> None:
+                           centroids: Optional[dict[int, tuple[np.ndarray, int]]] = None,
+                           replace_texts: bool = False) -> None:
         """Add new items and their assignments to version ``version_id`` and, when given, set the moved
         centroids and sizes (``{tag key: (centroid, size)}``), all in one transaction. Refused if the version
         is no longer current (a re-discovery finished meanwhile). An item already assigned in this version
-        gets its new assignment instead."""
+        gets its new assignment instead; an item already stored keeps its text unless ``replace_texts``."""
         now = datetime.now(timezone.utc)
         with self._transaction() as conn:
             version = self._require_version_current(conn, version_id)
             tag_ids = {info.key: info.id for info in edits.tags_of(conn, version_id)}
             self._insert_items(conn, items, now)
+            for item in items if replace_texts else []:
+                conn.execute(update(s.items).where(s.items.c.item_id == str(item.item_id)).values(text=item.text))
             ids = [x.item_id for x in assignments]
             a = s.assignments
             for start in range(0, len(ids), 500):

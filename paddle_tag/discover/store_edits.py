@@ -14,10 +14,11 @@ import numpy as np
 from sqlalchemy import Connection, func, insert, select, update
 
 from paddle_tag.discover import store_schema as s
-from paddle_tag.discover.taxonomy import Tag
+from paddle_tag.discover.taxonomy import Item, Tag
 from paddle_tag.errors import StoreError
 
 MAX_NAME = 200
+ID_CHUNK = 500  # ids per IN (...) clause
 
 
 def utc(moment: Optional[datetime]) -> Optional[datetime]:
@@ -226,3 +227,26 @@ def _merge_keywords(lists: Sequence[list[tuple[str, float]]], weights: np.ndarra
             scores[word] = scores.get(word, 0.0) + float(w) * float(x)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     return ranked[:max((len(k) for k in lists), default=0)]
+
+
+def stored_texts(conn: Connection, item_ids: Sequence[str]) -> dict[str, str]:
+    """The stored text of each of ``item_ids`` that is in the items table."""
+    found: dict[str, str] = {}
+    ids = [str(i) for i in item_ids]
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start:start + ID_CHUNK]
+        rows = conn.execute(select(s.items.c.item_id, s.items.c.text).where(s.items.c.item_id.in_(chunk)))
+        found.update({item_id: text for item_id, text in rows})
+    return found
+
+
+def refuse_changed_texts(conn: Connection, items: Sequence[Item], where: str) -> None:
+    """The items table keeps one text per id: an id stored earlier with another text is an id collision (the
+    line-number ids of two different files, say), refused rather than shown later with the wrong text."""
+    stored = stored_texts(conn, [item.item_id for item in items])
+    changed = [item.item_id for item in items if item.item_id in stored and stored[item.item_id] != item.text]
+    if changed:
+        shown = ", ".join(repr(i) for i in changed[:5]) + (" ..." if len(changed) > 5 else "")
+        raise StoreError(f"{where}: {len(changed)} item ids are already stored with another text ({shown}); nothing "
+                         f"was written. Ids without an \"id\" field are line numbers, which collide across files: "
+                         f"give the items unique \"id\"s (a URL, a database key)")
