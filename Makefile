@@ -61,7 +61,7 @@ bench: data
 docs: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[docs]"
 	$(BIN)/python tools/config_reference.py --check
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 	@echo "docs: open site/index.html in a browser (or: $(BIN)/mkdocs serve, then http://127.0.0.1:8000)"
 
 clean:
