@@ -44,8 +44,8 @@ def setup_runtime(cfg: GlobalConfig) -> Runtime:
     flush_denormals()
     if cfg.device == "gpu":
         if not paddle.device.is_compiled_with_cuda():
-            raise ConfigError("Global.device=gpu, but this Paddle build has no CUDA: install the GPU build "
-                              "(the official Paddle docker image, see README) or set Global.device=cpu")
+            raise ConfigError("Global.device=gpu, but this Paddle build has no CUDA: install the GPU build (the "
+                              "official Paddle docker image, see docs/stages/docker_gpu.md) or set Global.device=cpu")
         if paddle.device.cuda.device_count() == 0:
             raise ConfigError("Global.device=gpu, but no GPU is visible (check CUDA_VISIBLE_DEVICES / drivers)")
     if cfg.amp and cfg.device != "gpu":
