@@ -13,9 +13,9 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	@echo "setup: installing paddle_tag and its pinned stack (PaddlePaddle, PaddleNLP, ONNX Runtime, PaddleClas,"
-	@echo "       faiss, scikit-learn: about 130 packages, 2.4 GB) into $(VENV); a few minutes on 2 cores"
-	set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+	@echo "setup: pip install -e \".[test,bench]\": paddle_tag and its pinned stack (PaddlePaddle, PaddleNLP, ONNX Runtime,"
+	@echo "       PaddleClas, faiss, scikit-learn: about 130 packages, 2.4 GB) into $(VENV); a few minutes on 2 cores"
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
 		-e ".[test,bench]" | $(PIP_LINES)
 	touch $@
 
