@@ -5,8 +5,9 @@ does not fit is refused at once with :class:`QueueFullError`, never parked). One
 ``max_batch_size`` texts, waiting at most ``max_wait_ms`` after the oldest waiting text arrived for
 more to come, runs the model in a worker thread (ONNX Runtime releases the GIL, so the event loop
 keeps serving), and hands every request its results in input order. A request larger than a batch is
-split over several. :meth:`DynamicBatcher.close` stops accepting, finishes queued and in-flight work,
-then stops the worker.
+split over several. When a model call raises, each request of its batch is run again alone: only the request
+that caused the failure gets the error, the others their results. :meth:`DynamicBatcher.close` stops
+accepting, finishes queued and in-flight work, then stops the worker.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ class DynamicBatcher:
         """Queue ``texts`` and wait for their results (in input order).
 
         Raises :class:`QueueFullError` at once when they do not fit, :class:`ShuttingDownError` after
-        :meth:`close`, or whatever ``predict_fn`` raised for a batch holding them.
+        :meth:`close`, or whatever ``predict_fn`` raised on these texts alone.
         """
         if not self._accepting or self._wakeup is None:
             raise ShuttingDownError("the server is shutting down" if self._worker else "not started")
@@ -151,7 +152,9 @@ class DynamicBatcher:
             if batch:
                 await self._run_batch(loop, batch)
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], isolate: bool = True) -> None:
+        """Run one model call and hand out its results. When it raises and the batch holds several requests,
+        each request is run again alone, so only the one that caused the failure gets the error."""
         texts = [item.request.texts[item.index] for item in batch]
         start = time.perf_counter()
         try:
@@ -159,11 +162,21 @@ class DynamicBatcher:
             if len(results) != len(texts):
                 raise RuntimeError(f"predict_fn returned {len(results)} results for {len(texts)} texts")
         except Exception as exc:
-            logger.exception("model call on %d texts failed", len(texts))
             self.metrics.count_model_error()
+            groups: dict[_Request, list[_Item]] = {}
             for item in batch:
-                if not item.request.future.done():
-                    item.request.future.set_exception(exc)
+                groups.setdefault(item.request, []).append(item)
+            if isolate and len(groups) > 1:
+                logger.warning("model call on %d texts of %d requests failed (%s: %s); running each request "
+                               "alone", len(texts), len(groups), type(exc).__name__, exc)
+                for items in groups.values():
+                    if not items[0].request.future.done():
+                        await self._run_batch(loop, items, isolate=False)
+                return
+            logger.exception("model call on %d texts failed", len(texts))
+            for request in groups:
+                if not request.future.done():
+                    request.future.set_exception(exc)
             return
         truncated = sum(1 for r in results if isinstance(r, dict) and r.get("truncated"))
         self.metrics.observe_batch(len(texts), time.perf_counter() - start, truncated)

@@ -83,3 +83,20 @@ def test_a_failing_batch_fails_its_requests_only():
 
     outcome, later, errors = asyncio.run(main())
     assert isinstance(outcome[0], ValueError) and later == ["FINE"] and errors == 1
+
+
+def test_a_failing_batch_of_several_requests_fails_only_the_culprit():
+    """One model call on three requests raises: each runs again alone, only the one holding "bad" fails."""
+    async def main():
+        fn = Recorder(fail_on="bad")
+        batcher = DynamicBatcher(fn, max_batch_size=8, max_wait_ms=200, max_queue=16)
+        await batcher.start()
+        outcome = await asyncio.gather(batcher.submit(["a", "b"]), batcher.submit(["x", "bad"]),
+                                       batcher.submit(["c"]), return_exceptions=True)
+        await batcher.close()
+        return fn.batches, outcome, batcher.metrics.model_errors
+
+    batches, outcome, errors = asyncio.run(main())
+    assert batches == [["a", "b", "x", "bad", "c"], ["a", "b"], ["x", "bad"], ["c"]]
+    assert outcome[0] == ["A", "B"] and outcome[2] == ["C"]
+    assert isinstance(outcome[1], ValueError) and errors == 2
