@@ -1,6 +1,8 @@
 """What the server accepts: its limits (:class:`ServeSettings`) and the checked bodies of ``POST /predict`` and
 ``POST /recommend``. Every refusal is an :class:`HTTPError` whose status says who must act: 400 a body that is not
-JSON, 422 JSON that is not a valid request, 413 a request over a limit."""
+JSON, 415 a body that is not declared ``application/json``, 422 JSON that is not a valid request (wrong types, or
+text that is not valid Unicode: a lone surrogate escape such as ``"\\ud800"``), 413 a request over a limit. Every
+text is checked here, before it can join a batch with other clients' texts."""
 from __future__ import annotations
 
 import json
@@ -23,6 +25,7 @@ class ServeSettings:
     max_chars: int = 10_000
     max_body_bytes: int = 4 << 20
     max_history: int = 10_000
+    read_timeout: float = 10.0  # seconds for a request's headers (deploy.connections) and for its body (else 408)
     warmup: bool = True
 
     def check(self) -> None:
@@ -32,6 +35,8 @@ class ServeSettings:
                 raise DeployError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise DeployError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if not self.read_timeout > 0:
+            raise DeployError(f"--read-timeout must be > 0 seconds, got {self.read_timeout}")
         if self.max_texts > self.max_queue:
             raise DeployError(f"--max-texts ({self.max_texts}) must not exceed --max-queue "
                               f"({self.max_queue}): such a request could never be queued")
@@ -45,6 +50,28 @@ class HTTPError(Exception):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+def check_content_type(value: str | None) -> None:
+    """415 unless ``value`` is ``application/json``, optionally with ``; charset=utf-8`` (any case)."""
+    media, _, params = (value or "").partition(";")
+    ok = media.strip().lower() == "application/json"
+    for param in filter(None, (p.strip() for p in params.split(";"))):
+        name, _, arg = param.partition("=")
+        ok = ok and name.strip().lower() == "charset" and arg.strip().strip('"').lower() in ("utf-8", "utf8")
+    if not ok:
+        got = f"Content-Type {value!r}" if value else "no Content-Type"
+        raise HTTPError(415, f"send the body as JSON with Content-Type: application/json (got {got})")
+
+
+def _check_unicode(text: str, where: str) -> None:
+    """422 for a string that cannot be UTF-8 (JSON lets a lone surrogate escape through; tokenizers and the
+    response encoder cannot take it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPError(422, f"{where} is not valid Unicode: a lone surrogate {text[exc.start]!r} at character "
+                             f"{exc.start} (\\ud800-\\udfff escapes must come in pairs)") from None
 
 
 def _json_object(body: bytes, shape: str, fields: set[str]) -> dict[str, Any]:
@@ -82,6 +109,7 @@ def parse_texts(body: bytes, settings: ServeSettings) -> list[str]:
         if len(text) > settings.max_chars:
             raise HTTPError(413, f"texts[{i}] has {len(text)} characters, more than --max-chars "
                                  f"{settings.max_chars}")
+        _check_unicode(text, f"texts[{i}]")
     return texts
 
 
@@ -104,6 +132,7 @@ def parse_recommend(body: bytes, settings: ServeSettings, num_items: int) -> dic
     for i, item in enumerate(history):
         if not isinstance(item, str):
             raise HTTPError(422, f"history[{i}] must be an item id string, got {type(item).__name__} {item!r}")
+        _check_unicode(item, f"history[{i}]")
     k = doc.get("k", min(DEFAULT_K, num_items))
     if not isinstance(k, int) or isinstance(k, bool):
         raise HTTPError(422, f"'k' must be an integer, got {type(k).__name__} {k!r}")

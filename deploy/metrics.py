@@ -52,11 +52,15 @@ class Metrics:
         self.truncated = 0
         self.rejected_queue_full = 0
         self.model_errors = 0
+        self.client_disconnects = 0
+        self.body_timeouts = 0
         self.batch_size = Histogram(BATCH_BUCKETS)
         self.request_latency = Histogram(LATENCY_BUCKETS)
         self.batch_latency = Histogram(LATENCY_BUCKETS)
         self.queue_depth: Callable[[], int] = lambda: 0
         self.ready: Callable[[], bool] = lambda: False
+        # the server's connection guard (deploy.connections), when it runs under one
+        self.connections: Callable[[], dict[str, int]] | None = None
 
     def observe_request(self, status: int, seconds: float) -> None:
         """One finished ``POST /predict`` with its HTTP status and latency."""
@@ -83,6 +87,16 @@ class Metrics:
         with self._lock:
             self.model_errors += 1
 
+    def count_client_disconnect(self) -> None:
+        """One request whose client hung up before its body arrived (not answered, not in requests_total)."""
+        with self._lock:
+            self.client_disconnects += 1
+
+    def count_body_timeout(self) -> None:
+        """One request answered 408: its body did not arrive within the read timeout."""
+        with self._lock:
+            self.body_timeouts += 1
+
     def render(self) -> str:
         """The whole exposition text."""
         p = PREFIX
@@ -95,13 +109,30 @@ class Metrics:
                     ("truncated_texts_total", self.truncated,
                      "Texts not read whole (cut at max_seq_len tokens, or past max_windows windows or max_chars)."),
                     ("queue_full_total", self.rejected_queue_full, "Requests refused with 503 (queue full)."),
-                    ("model_errors_total", self.model_errors, "Model calls that raised.")):
+                    ("model_errors_total", self.model_errors, "Model calls that raised."),
+                    ("client_disconnects_total", self.client_disconnects,
+                     "Requests whose client hung up before the body arrived (not answered, not counted above).")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} counter", f"{p}_{name} {value}"]
             for name, hist, text in (
                     ("batch_size", self.batch_size, "Texts per model call."),
                     ("request_latency_seconds", self.request_latency, "POST /predict latency."),
                     ("batch_latency_seconds", self.batch_latency, "Model call latency (tokenize + run).")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} histogram"] + hist.lines(f"{p}_{name}")
+        guard = self.connections() if self.connections is not None else {}
+        lines += [f"# HELP {p}_read_timeouts_total Requests whose headers or body did not arrive within "
+                  "--read-timeout (closed; 408 when a request had begun).",
+                  f"# TYPE {p}_read_timeouts_total counter",
+                  f'{p}_read_timeouts_total{{phase="headers"}} {guard.get("header_timeouts", 0)}',
+                  f'{p}_read_timeouts_total{{phase="body"}} {self.body_timeouts}']
+        if guard:
+            for name, key, kind, text in (
+                    ("connections_open", "open", "gauge", "Open client connections."),
+                    ("connections_max", "max", "gauge", "--max-connections."),
+                    ("connections_evicted_total", "evicted", "counter",
+                     "Idle or stalled connections closed to make room at --max-connections."),
+                    ("connections_refused_total", "refused", "counter",
+                     "Connections refused with 503: --max-connections reached and every connection busy.")):
+                lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} {kind}", f"{p}_{name} {guard[key]}"]
         lines += [f"# HELP {p}_queue_depth Texts waiting for a batch.", f"# TYPE {p}_queue_depth gauge",
                   f"{p}_queue_depth {self.queue_depth()}",
                   f"# HELP {p}_ready 1 when the model is loaded and the batch worker runs.",

@@ -7,8 +7,12 @@ One process serves the kind of model its export's manifest says. A tagger: ``POS
 ``POST /recommend`` ``{"history": [item id, ...], "k": 10}`` → ``{"items": [{"id", "score", "title"}],
 "unknown", "fallback", "truncated"}`` (:mod:`deploy.recommender`); the other route answers 404.
 Both: ``GET /health`` (process up); ``GET /ready`` (model warmed up and batch worker running, else 503);
-``GET /metrics`` (Prometheus text). Bad input gets a 4xx ``{"error": "..."}``; a full queue or a
-shutting-down server gets 503. SIGTERM/SIGINT: stop accepting, finish in-flight and queued requests, exit 0.
+``GET /metrics`` (Prometheus text). Bad input gets a 4xx ``{"error": "..."}`` (415 a body not declared
+``application/json``, 408 a body slower than ``--read-timeout``) and never reaches a batch; a model call that
+raises fails only the request that caused it (500). A full queue or a shutting-down server gets 503.
+Connections are bounded (:mod:`deploy.connections`): at most ``--max-connections`` open, idle or stalled ones
+closed first to make room, headers due within ``--read-timeout``. SIGTERM/SIGINT: stop accepting, finish
+in-flight and queued requests, exit 0.
 """
 from __future__ import annotations
 
@@ -25,12 +29,24 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from deploy import DeployError
 from deploy.batching import DynamicBatcher, QueueFullError, ShuttingDownError
-from deploy.cli import add_model_args, positive, run_cli, setup_logging
+from deploy.cli import add_model_args, non_negative, positive, run_cli, setup_logging
+from deploy.connections import (
+    SCOPE_KEY,
+    ConnectionGuard,
+    RateLimitedLog,
+    check_max_connections,
+    default_max_connections,
+    guarded_socket,
+    protocol_class,
+    quiet_accept_errors,
+    raise_nofile_limit,
+)
 from deploy.export_dir import RECOMMENDER, TAGGER, manifest_kind
-from deploy.http_inputs import HTTPError, ServeSettings, parse_recommend, parse_texts
+from deploy.http_inputs import HTTPError, ServeSettings, check_content_type, parse_recommend, parse_texts
 from deploy.metrics import CONTENT_TYPE, Metrics
 from deploy.predictor import Predictor
 from deploy.recommender import Recommender
@@ -57,6 +73,7 @@ class Service:
         self.draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.metrics.queue_depth = lambda: self.batcher.depth
+        self.log = RateLimitedLog(logger, interval=1.0)  # for lines a client can cause at will
         self.metrics.ready = lambda: self.ready
 
     @property
@@ -86,7 +103,19 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, service: Service) -> bytes:
+    """The body, within --max-body-bytes (else 413) and --read-timeout (else 408; the connection is closed)."""
+    limit, timeout = service.settings.max_body_bytes, service.settings.read_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body_within(request, limit)
+    except TimeoutError:
+        service.metrics.count_body_timeout()
+        raise HTTPError(408, f"the request body did not arrive within --read-timeout {timeout:g} s",
+                        {"Connection": "close"}) from None
+
+
+async def _read_body_within(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -157,14 +186,25 @@ def create_app(predictor: Any, settings: ServeSettings | None = None) -> FastAPI
 
 
 async def _answer(request: Request, service: Service, route_kind: str) -> Response:
-    """Answer ``POST /predict`` or ``/recommend`` (4xx/503 as :class:`HTTPError`, 500 on a model failure), timed."""
+    """Answer ``POST /predict`` or ``/recommend`` (4xx/503 as :class:`HTTPError`, 500 on a model failure), timed.
+
+    A client that hangs up before its body arrived is counted (``client_disconnects_total``) and logged in one
+    INFO line; it is not a request in ``requests_total``."""
     start = time.perf_counter()
     try:
         if service.kind != route_kind:
             raise HTTPError(404, f"this server serves a {service.kind} export: use POST {ROUTES[service.kind]}")
+        check_content_type(request.headers.get("content-type"))
         response: Response = await (_predict if route_kind == TAGGER else _recommend)(request, service)
     except HTTPError as exc:
         response = _error(exc.status, exc.message, exc.headers)
+    except ClientDisconnect:
+        if not getattr(request.scope.get(SCOPE_KEY), "closed_by_server", False):  # else counted as evicted
+            service.metrics.count_client_disconnect()
+            client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+            service.log(logging.INFO, "disconnect", "%s: %s disconnected before its request body arrived (%.3f s)",
+                        ROUTES[route_kind], client, time.perf_counter() - start)
+        return Response(status_code=400)  # never sent: the connection is gone
     except Exception as exc:  # a model failure: answer 500, keep serving
         logger.exception("%s failed", ROUTES[route_kind])
         response = _error(500, f"internal error: {type(exc).__name__}: {exc}")
@@ -190,14 +230,13 @@ async def _submit(service: Service, inputs: list[Any]) -> list[Any]:
 
 async def _predict(request: Request, service: Service) -> Response:
     _check_serving(service)
-    texts = parse_texts(await _read_body(request, service.settings.max_body_bytes), service.settings)
+    texts = parse_texts(await _read_body(request, service), service.settings)
     return JSONResponse({"results": await _submit(service, texts)})
 
 
 async def _recommend(request: Request, service: Service) -> Response:
     _check_serving(service)
-    body = parse_recommend(await _read_body(request, service.settings.max_body_bytes), service.settings,
-                           service.predictor.num_items)
+    body = parse_recommend(await _read_body(request, service), service.settings, service.predictor.num_items)
     (result,) = await _submit(service, [body])  # one history is one item of a batch
     return JSONResponse(result)
 
@@ -222,12 +261,22 @@ def _log_warmup_failure(task: asyncio.Task) -> None:
 
 
 class GracefulServer(uvicorn.Server):
-    """``uvicorn.Server`` that tells the app when shutdown starts and records the bound port."""
+    """``uvicorn.Server`` that tells the app when shutdown starts, records the bound port and, with a
+    :class:`~deploy.connections.ConnectionGuard`, listens on a guarded socket (bounded connections)."""
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[int | None], None] | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[int | None], None] | None = None,
+                 guard: ConnectionGuard | None = None) -> None:
         super().__init__(config)
         self.port: int | None = None
         self.on_started = on_started
+        self.guard = guard
+
+    async def serve(self, sockets: list[Any] | None = None) -> None:
+        if sockets is None and self.guard is not None:
+            if not self.config.loaded:
+                self.config.load()
+            sockets = [guarded_socket(self.config.bind_socket(), self.guard)]
+        await super().serve(sockets=sockets)
 
     @property
     def service(self) -> Service | None:
@@ -236,6 +285,7 @@ class GracefulServer(uvicorn.Server):
         return getattr(state, "service", None)
 
     async def startup(self, sockets: Any = None) -> None:
+        quiet_accept_errors(asyncio.get_running_loop())
         await super().startup(sockets=sockets)
         if self.servers and self.servers[0].sockets:
             self.port = self.servers[0].sockets[0].getsockname()[1]
@@ -249,11 +299,27 @@ class GracefulServer(uvicorn.Server):
 
 
 def build_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-                 access_log: bool = False, graceful_timeout: float | None = 30.0) -> GracefulServer:
-    """A :class:`GracefulServer` for ``app`` (not yet running)."""
+                 access_log: bool = False, graceful_timeout: float | None = 30.0, *,
+                 max_connections: int | None = None, keep_alive_timeout: float = 5.0,
+                 read_timeout: float | None = None) -> GracefulServer:
+    """A :class:`GracefulServer` for ``app`` (not yet running), its connections bounded by a
+    :class:`~deploy.connections.ConnectionGuard`: ``max_connections`` (default: what the descriptor limit
+    allows), ``read_timeout`` for request headers (default: the app's ``ServeSettings.read_timeout``), idle
+    kept-alive connections closed after ``keep_alive_timeout``. Always the asyncio loop and the h11 protocol
+    (the guard works at their level)."""
+    service = getattr(getattr(app, "state", None), "service", None)
+    if read_timeout is None:
+        read_timeout = service.settings.read_timeout if service is not None else ServeSettings.read_timeout
+    if max_connections is None:
+        max_connections = default_max_connections()
+    check_max_connections(max_connections)
+    guard = ConnectionGuard(max_connections, read_timeout)
+    if service is not None:
+        service.metrics.connections = guard.stats
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                            lifespan="on", timeout_graceful_shutdown=graceful_timeout)
-    return GracefulServer(config)
+                            lifespan="on", timeout_graceful_shutdown=graceful_timeout, loop="asyncio",
+                            http=protocol_class(guard), timeout_keep_alive=keep_alive_timeout)  # type: ignore[arg-type]
+    return GracefulServer(config, guard=guard)
 
 
 def load_model(args: argparse.Namespace) -> Predictor | Recommender:
@@ -285,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="recommender: items per history (else 413)")
     parser.add_argument("--graceful-timeout", type=float, default=30.0,
                         help="seconds to let in-flight requests finish on SIGTERM")
+    parser.add_argument("--read-timeout", type=float, default=10.0,
+                        help="seconds for a request's headers, and again for its body (else 408 and closed)")
+    parser.add_argument("--keep-alive-timeout", type=float, default=5.0,
+                        help="seconds an idle kept-alive connection stays open")
+    parser.add_argument("--max-connections", type=non_negative, default=0,
+                        help="open connections at most; beyond, idle or stalled ones are closed first "
+                             "(default 0: the file-descriptor limit, raised to its hard limit, less a reserve)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--access-log", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -292,11 +365,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                              max_queue=args.max_queue, max_texts=args.max_texts,
                              max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-                             max_history=args.max_history)
+                             max_history=args.max_history, read_timeout=args.read_timeout)
     settings.check()
+    if not args.keep_alive_timeout > 0:
+        raise DeployError(f"--keep-alive-timeout must be > 0 seconds, got {args.keep_alive_timeout}")
+    before, soft, hard = raise_nofile_limit()
+    max_connections = args.max_connections or default_max_connections()
+    check_max_connections(max_connections)
+    logger.info("file descriptors: limit %d (raised from %d, hard limit %d); --max-connections %d", soft, before,
+                hard, max_connections)
     predictor = load_model(args)
     server = build_server(create_app(predictor, settings), args.host, args.port, args.log_level,
-                          args.access_log, args.graceful_timeout)
+                          args.access_log, args.graceful_timeout, max_connections=max_connections,
+                          keep_alive_timeout=args.keep_alive_timeout)
 
     # uvicorn re-raises a caught SIGTERM/SIGINT after its graceful shutdown; with these handlers in
     # place that re-raise is a no-op and the process exits 0 instead of dying by the signal.

@@ -167,13 +167,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float
 
 
 @contextlib.contextmanager
-def live_server(predictor: Any, wait_ready: bool = True, **settings: Any) -> Iterator[tuple[Any, Client]]:
+def live_server(predictor: Any, wait_ready: bool = True, server_options: dict[str, Any] | None = None,
+                **settings: Any) -> Iterator[tuple[Any, Client]]:
     """Run ``create_app(predictor, ServeSettings(**settings))`` under uvicorn on 127.0.0.1:<free port>
-    in a thread; stop it (graceful) on exit."""
+    in a thread (``server_options``: more :func:`~deploy.serve.build_server` arguments, e.g.
+    ``max_connections``); stop it (graceful) on exit."""
     from deploy.serve import ServeSettings, build_server, create_app
 
     app = create_app(predictor, ServeSettings(**settings))
-    server = build_server(app, "127.0.0.1", 0, log_level="warning", graceful_timeout=10)
+    server = build_server(app, "127.0.0.1", 0, log_level="warning", graceful_timeout=10, **(server_options or {}))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
     try:

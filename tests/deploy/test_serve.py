@@ -298,6 +298,9 @@ def test_serve_cli_sigterm_drains_and_exits_0(mc_export, child_env, client_cls, 
 @pytest.mark.parametrize("args, message", [
     (["--device", "gpu"], "CUDAExecutionProvider"),
     (["--max-texts", 300], "must not exceed --max-queue"),
+    (["--read-timeout", 0], "--read-timeout must be > 0"),
+    (["--keep-alive-timeout", -1], "--keep-alive-timeout must be > 0"),
+    (["--max-connections", 10 ** 9], "file descriptors, the limit (RLIMIT_NOFILE) is"),
 ])
 def test_serve_cli_user_errors_exit_2(mc_export, run_module, args, message):
     result = run_module("deploy.serve", "--model-dir", mc_export, "--port", 0, *args)
