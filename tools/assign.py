@@ -4,9 +4,9 @@
 
 Items are JSONL ``{"text": ...}`` with an optional ``"id"``, a string or an integer (default: ``sha1:`` + the
 text's hash). An id already in the database with the same text is left alone (so a batch can be re-run); with
-another text the batch is refused before anything is written, unless ``--update`` (replace the text, assign again). They are
-embedded with the config's ``Discover`` embedder (the one the taxonomy was discovered with), assigned to the
-nearest tag centroid by cosine when it clears ``--threshold`` (else left unassigned), and the tags' centroids
+another text the batch is refused before anything is written, unless ``--update`` (replace the text, assign
+again). New items are embedded with the config's ``Discover`` embedder (the one the taxonomy was discovered
+with), assigned to the nearest tag centroid by cosine when it clears ``--threshold`` (else left unassigned), and the tags' centroids
 move mini-batch k-means style. Items, assignments and centroids are written to the tag database
 (``Discover.db_url``, default ``<Global.output_dir>/tags.db``) in one transaction; the JSON report on stdout
 says whether a re-discovery is due (unassigned share or centroid drift past their thresholds).

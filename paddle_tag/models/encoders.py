@@ -85,9 +85,9 @@ def encoder_from_pretrained(name: str, name_or_dir: str) -> paddle.nn.Layer:
             raise ModelLoadError(f"cannot load {model_cls.__name__} weights from {name_or_dir}: {exc}") from None
         raise ModelLoadError(
             f"cannot load {name_or_dir!r}: it is not a local directory and downloading it failed "
-            f"({type(exc).__name__}; only safetensors weights are downloaded). Offline, pass Model.pretrained=<a local model directory> "
-            "(config.json + weights + tokenizer), convert one with tools/convert_weights.py, "
-            "or set Model.pretrained=null to train from random init.") from None
+            f"({type(exc).__name__}; only safetensors weights are downloaded). Offline, pass "
+            "Model.pretrained=<a local model directory> (config.json + weights + tokenizer), convert one with "
+            "tools/convert_weights.py, or set Model.pretrained=null to train from random init.") from None
 
 
 def encoder_from_dict(name: str, encoder_config: dict[str, Any]) -> paddle.nn.Layer:

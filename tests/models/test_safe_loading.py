@@ -88,7 +88,8 @@ def test_train_and_discover_tools_refuse_the_pickle(pickle_model_dir, thucnews_s
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "only pickle-based weights" in proc.stderr
     proc = run_tool("discover.py", "-c", str(REPO / "configs/discover/thucnews_e5.yaml"),
-                    *with_o([f"Discover.model={directory}", f"Data.train_path={thucnews_small['dev']}", "Discover.stopwords_path=null",
+                    *with_o([f"Discover.model={directory}", f"Data.train_path={thucnews_small['dev']}",
+                             "Discover.stopwords_path=null",
                              f"Global.output_dir={tmp_path / 'discover'}"]))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "only pickle-based weights" in proc.stderr

@@ -66,12 +66,50 @@ def split_for(data: InteractionData, part: str, max_users: int) -> tuple[list[np
     return histories, targets
 
 
-class NextItem(Task):
+class RankingTask(Task):
+    """What every recommender task shares: its checkpoint files, evaluation on valid, and the test split beside
+    every baseline by the one evaluator. A subclass says how its model ranks a split (:meth:`rank`)."""
+
+    best_metric = "ndcg@10"
+    shown_metrics = ("hit@10", "ndcg@10", "mrr@10", "hit@50")
+    data: InteractionData
+
+    def rank(self, part: str) -> dict:
+        """Full-ranking metrics of the model on the ``part`` split ("valid" / "test")."""
+        raise NotImplementedError
+
+    def saved_model_config(self) -> dict:
+        """What ``model_config.json`` holds: enough to rebuild the model."""
+        return self.model.model_config()
+
+    def evaluate(self, step: int) -> dict:
+        try:
+            return self.rank("valid")
+        finally:
+            self.model.train()
+
+    def write_weights(self, directory: Path, training: bool) -> None:
+        save_file(state_to_numpy(self.model), str(directory / WEIGHTS))
+        atomic_write_json(directory / MODEL_CONFIG, self.saved_model_config())
+        atomic_write_json(directory / ITEMS, {"ids": self.data.item_ids, "tag_names": self.data.tag_names})
+
+    def restore_weights(self, directory: Path) -> None:
+        load_weights(self.model, directory / WEIGHTS)
+
+    def summary(self, out: Path, best_step: Optional[int]) -> dict:
+        """``best/`` on the test split, and every baseline on valid and test, by the same evaluator."""
+        result: dict = {"model": self.config.Model.name}
+        if best_step is not None:
+            load_weights(self.model, out / "best" / WEIGHTS)
+            result["test"] = self.rank("test")
+            result["baselines"] = rank_baselines(self.data, self.config)
+        return result
+
+
+class NextItem(RankingTask):
     """Fits a :class:`NextItemModel` on the training sequences of an interaction log."""
 
     kind = "next_item"
-    best_metric = "ndcg@10"
-    shown_metrics = ("hit@10", "ndcg@10", "mrr@10", "hit@50")
 
     def __init__(self, config: Config, runtime: Runtime, model: NextItemModel, data: InteractionData) -> None:
         super().__init__(config, runtime, model)
@@ -102,28 +140,8 @@ class NextItem(Task):
         logits = logits - F.one_hot(paddle.zeros([1], "int64"), logits.shape[1]) * 1e9  # never the padding item
         return F.cross_entropy(logits, paddle.to_tensor(targets[targets > 0]))
 
-    def evaluate(self, step: int) -> dict:
-        try:
-            return rank_model(self.model, self.data, self.config, "valid")
-        finally:
-            self.model.train()
-
-    def write_weights(self, directory: Path, training: bool) -> None:
-        save_file(state_to_numpy(self.model), str(directory / WEIGHTS))
-        atomic_write_json(directory / MODEL_CONFIG, self.model.model_config())
-        atomic_write_json(directory / ITEMS, {"ids": self.data.item_ids, "tag_names": self.data.tag_names})
-
-    def restore_weights(self, directory: Path) -> None:
-        load_weights(self.model, directory / WEIGHTS)
-
-    def summary(self, out: Path, best_step: Optional[int]) -> dict:
-        """``best/`` on the test split, and every baseline on valid and test, by the same evaluator."""
-        result: dict = {"model": self.config.Model.name}
-        if best_step is not None:
-            load_weights(self.model, out / "best" / WEIGHTS)
-            result["test"] = rank_model(self.model, self.data, self.config, "test")
-            result["baselines"] = rank_baselines(self.data, self.config)
-        return result
+    def rank(self, part: str) -> dict:
+        return rank_model(self.model, self.data, self.config, part)
 
 
 def rank_model(model: NextItemModel, data: InteractionData, config: Config, part: str) -> dict:

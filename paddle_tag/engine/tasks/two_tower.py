@@ -22,20 +22,18 @@ from typing import Any, Optional
 
 import numpy as np
 import paddle
-from safetensors.numpy import save_file
 
 from paddle_tag.config import Config
 from paddle_tag.data.sequences import InteractionData, read_interactions
 from paddle_tag.engine.feature_cache import feature_cache_dir
 from paddle_tag.engine.runtime import Runtime
-from paddle_tag.engine.tasks.base import Task
-from paddle_tag.engine.tasks.next_item import ITEMS, MODEL_CONFIG, WEIGHTS, left_pad, rank_baselines, split_users
+from paddle_tag.engine.tasks.next_item import ITEMS, MODEL_CONFIG, WEIGHTS, RankingTask, left_pad, split_users
 from paddle_tag.engine.title_vectors import title_vectors
 from paddle_tag.errors import DataError, ModelLoadError
 from paddle_tag.metrics.ranking import evaluate_ranking
-from paddle_tag.models.serialization import load_weights, state_to_numpy
+from paddle_tag.models.serialization import load_weights
 from paddle_tag.models.two_tower import TwoTowerModel, in_batch_softmax_loss
-from paddle_tag.utils.io import atomic_write_json, read_json
+from paddle_tag.utils.io import read_json
 
 
 def profile_vocab(users: list[dict[str, Any]], fields: list[str]) -> dict[str, list[str]]:
@@ -84,12 +82,10 @@ class TrainingPairs:
         return history, self.items[start + position], self.user[indices]
 
 
-class TwoTower(Task):
+class TwoTower(RankingTask):
     """Fits a :class:`TwoTowerModel` on the (history, next item) pairs of an interaction log."""
 
     kind = "two_tower"
-    best_metric = "ndcg@10"
-    shown_metrics = ("hit@10", "ndcg@10", "mrr@10", "hit@50")
 
     def __init__(self, config: Config, runtime: Runtime, model: TwoTowerModel, data: InteractionData,
                  vocab: dict[str, list[str]]) -> None:
@@ -129,28 +125,11 @@ class TwoTower(Task):
         log_q = paddle.to_tensor(self.log_q[targets]) if self.config.Recommend.log_q else None
         return in_batch_softmax_loss(user_vectors, item_vectors, positives, self.model.temperature, log_q)
 
-    def evaluate(self, step: int) -> dict:
-        try:
-            return rank_two_tower(self.model, self.data, self.profiles, self.config, "valid")
-        finally:
-            self.model.train()
+    def rank(self, part: str) -> dict:
+        return rank_two_tower(self.model, self.data, self.profiles, self.config, part)
 
-    def write_weights(self, directory: Path, training: bool) -> None:
-        save_file(state_to_numpy(self.model), str(directory / WEIGHTS))
-        atomic_write_json(directory / MODEL_CONFIG, {**self.model.model_config(), "profile_vocab": self.vocab})
-        atomic_write_json(directory / ITEMS, {"ids": self.data.item_ids, "tag_names": self.data.tag_names})
-
-    def restore_weights(self, directory: Path) -> None:
-        load_weights(self.model, directory / WEIGHTS)
-
-    def summary(self, out: Path, best_step: Optional[int]) -> dict:
-        """``best/`` on the test split, and every baseline on valid and test, by the same evaluator."""
-        result: dict = {"model": self.config.Model.name}
-        if best_step is not None:
-            load_weights(self.model, out / "best" / WEIGHTS)
-            result["test"] = rank_two_tower(self.model, self.data, self.profiles, self.config, "test")
-            result["baselines"] = rank_baselines(self.data, self.config)
-        return result
+    def saved_model_config(self) -> dict:
+        return {**self.model.model_config(), "profile_vocab": self.vocab}
 
 
 @paddle.no_grad()
