@@ -1,10 +1,11 @@
-"""Bounded connections for the HTTP server: a cap on open connections, a header-read timeout, quiet EMFILE logs.
+"""Bounded connections for the HTTP server: a cap on open connections, a request read timeout, quiet EMFILE logs.
 
 uvicorn (0.54/0.55, h11) times out only a keep-alive connection that sits idle *after* a response: a connection
-that never sends a byte, or stops half-way through its headers, is kept forever, and its ``limit_concurrency``
-answers 503 to every request once that many connections are open — stalled ones included, so ``/health`` would
-get 503 too. Enough stalled sockets exhaust the descriptor limit: ``accept()`` fails with EMFILE, asyncio logs a
-traceback per failed ``accept()`` (up to ``backlog`` of them per second) and nothing is served any more.
+that never sends a byte, or stops half-way through its headers or body, is kept forever, and its
+``limit_concurrency`` answers 503 to every request once that many connections are open — stalled ones included,
+so ``/health`` would get 503 too. Enough stalled sockets exhaust the descriptor limit: ``accept()`` fails with
+EMFILE, asyncio logs a traceback per failed ``accept()`` (up to ``backlog`` of them per second) and nothing is
+served any more.
 
 Here, at the asyncio level (the ``asyncio`` event loop, the ``h11`` protocol):
 
@@ -14,10 +15,16 @@ Here, at the asyncio level (the ``asyncio`` event loop, the ``h11`` protocol):
   beyond ``max_connections`` makes room by closing the least recently active connection that is idle or
   stalled (no request, a partial request, or a body still arriving); connections whose request the app is
   working on are never closed. Only when all of them are busy is the new one refused (503, closed).
-* :class:`GuardedH11Protocol` gives each request ``read_timeout`` seconds for its headers, counted from the
-  connection's start (its first request) or from the first byte of a later request on a kept-alive connection;
-  then the connection is closed, with a 408 when a request had begun. (The body's timeout is the app's: 408 from
-  ``deploy.serve``.) Idle kept-alive connections close after uvicorn's ``timeout_keep_alive``.
+* :class:`GuardedH11Protocol` holds a new request's bytes until the whole request is in — its headers and a
+  body of up to :data:`BODY_BUFFER` bytes (:func:`request_ready`) — and only then hands them to h11 and the app:
+  a stalled request never starts the app. It gets ``read_timeout`` seconds, counted from the connection's start
+  (its first request) or from the first byte of a later request on a kept-alive connection; then the connection
+  is closed, with a 408 when a request had begun. (A larger or chunked body streams to the app, whose own
+  ``read_timeout`` answers 408: ``deploy.serve``.) Idle kept-alive connections close after uvicorn's
+  ``timeout_keep_alive``. A client that hangs up in the middle of a request is counted and logged in one line.
+* It does a bounded amount of work per event-loop turn (:data:`ACCEPTS_PER_TURN` accepts,
+  :data:`CLOSES_PER_TURN` timed-out connections closed), so a burst of thousands of connections or timeouts is
+  spread over many short turns and other connections — /health's — are served in between.
 * :func:`quiet_accept_errors` makes an ``accept()`` failure (EMFILE from descriptors opened elsewhere) one log
   line at most every 10 s, with a count, instead of a traceback per failed call.
 """
@@ -27,12 +34,14 @@ import asyncio
 import errno
 import json
 import logging
+import re
 import resource
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from deploy import DeployError
@@ -41,6 +50,13 @@ logger = logging.getLogger("deploy.connections")
 
 SCOPE_KEY = "deploy.connection"  # the request's connection, in its ASGI scope
 OWN_FDS = 128  # descriptors kept for the process itself (model files, threads, pipes, logs) beyond the connections
+# Work per event-loop turn: asyncio runs every callback that is ready in one turn, so 2,048 accepts (its default
+# burst) or 20,000 timeouts due at once make one long turn that every other connection, /health's too, waits for.
+ACCEPTS_PER_TURN = 64
+CLOSES_PER_TURN = 64
+HEADER_LIMIT = 16 * 1024  # h11's default limit on a request's headers (larger ones go to h11, which answers 400)
+BODY_BUFFER = 64 * 1024  # bodies up to this size are held until complete; larger ones stream to the app
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*([0-9]{1,18})[ \t]*\r?(?=\n)")
 
 
 def headroom(max_connections: int) -> int:
@@ -113,10 +129,11 @@ def _raw_response(status: int, reason: str, message: str, extra: str = "") -> by
 class ConnectionGuard:
     """Counts and bounds one server's connections (event-loop thread only)."""
 
-    def __init__(self, max_connections: int, read_timeout: float) -> None:
+    def __init__(self, max_connections: int, read_timeout: float, body_limit: int = BODY_BUFFER) -> None:
         if max_connections < 1 or not read_timeout > 0:
             raise ValueError("max_connections must be >= 1 and read_timeout > 0")
         self.max_connections = max_connections
+        self.body_limit = min(body_limit, BODY_BUFFER)
         self.headroom = headroom(max_connections)
         self.read_timeout = read_timeout
         self.held: OrderedDict[GuardedH11Protocol, None] = OrderedDict()  # least recently active first
@@ -124,12 +141,17 @@ class ConnectionGuard:
         self.closing = 0  # closed by the guard, connection_lost not run yet
         self.evicted = 0
         self.refused = 0
-        self.header_timeouts = 0
+        self.read_timeouts = 0
+        self.client_disconnects = 0
         self._last_made = time.monotonic()
+        self._accepts_this_turn = 0
+        self._timed_out: deque[GuardedH11Protocol] = deque()  # closed CLOSES_PER_TURN a turn
+        self._closer: asyncio.Handle | None = None
         self._log = RateLimitedLog(logger)
+        self._log_often = RateLimitedLog(logger, interval=1.0)  # for lines a client can cause at will
         self.refusal = _raw_response(503, "Service Unavailable", f"too many connections (--max-connections "
                                      f"{max_connections}, all busy); retry later", "retry-after: 1\r\n")
-        self.timeout_408 = _raw_response(408, "Request Timeout", f"the request headers did not arrive within "
+        self.timeout_408 = _raw_response(408, "Request Timeout", f"the request did not arrive within "
                                          f"--read-timeout {read_timeout:g} s")
 
     @property
@@ -139,16 +161,24 @@ class ConnectionGuard:
 
     def stats(self) -> dict[str, int]:
         return {"open": len(self.held), "max": self.max_connections, "evicted": self.evicted,
-                "refused": self.refused, "header_timeouts": self.header_timeouts}
+                "refused": self.refused, "read_timeouts": self.read_timeouts,
+                "client_disconnects": self.client_disconnects}
 
     # -- the listening socket --
     def may_accept(self) -> bool:
         if self.pending and time.monotonic() - self._last_made > 5.0:
             self.pending = 0  # a transport that failed to start never reported; forget it
-        return self.in_use < self.max_connections + self.headroom
+        return (self._accepts_this_turn < ACCEPTS_PER_TURN
+                and self.in_use < self.max_connections + self.headroom)
 
     def accepted(self) -> None:
         self.pending += 1
+        if self._accepts_this_turn == 0:
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        self._accepts_this_turn += 1
+
+    def _new_turn(self) -> None:
+        self._accepts_this_turn = 0
 
     # -- the protocol --
     def admit(self, conn: GuardedH11Protocol) -> bool:
@@ -191,6 +221,28 @@ class ConnectionGuard:
             conn.transport.write(data)
         conn.transport.abort()  # never waits for a client that does not read
 
+    def time_out(self, conn: GuardedH11Protocol) -> None:
+        """``conn``'s request is late: close it (408 when a request had begun) within a few loop turns."""
+        self._timed_out.append(conn)
+        if self._closer is None:
+            self._closer = conn.loop.call_soon(self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        for _ in range(min(CLOSES_PER_TURN, len(self._timed_out))):
+            conn = self._timed_out.popleft()
+            if not conn.transport.is_closing() and conn.waiting_for_request:
+                self.read_timeouts += 1
+                self.close(conn, self.timeout_408 if conn.partial else b"")
+        loop = asyncio.get_running_loop()
+        self._closer = loop.call_soon(self._close_timed_out) if self._timed_out else None
+
+    def client_gone(self, conn: GuardedH11Protocol) -> None:
+        """The client hung up in the middle of a request (before the app saw it)."""
+        self.client_disconnects += 1
+        peer = "%s:%d" % conn.client if conn.client else "a client"  # noqa: UP031 - uvicorn's (host, port)
+        self._log_often(logging.INFO, "disconnect", "%s disconnected before its request arrived (%d bytes of it)",
+                        peer, len(conn.held_bytes))
+
     def lost(self, conn: GuardedH11Protocol) -> None:
         self.held.pop(conn, None)
         if conn.guard_closing:
@@ -219,15 +271,42 @@ def guarded_socket(sock: socket.socket, guard: ConnectionGuard) -> GuardedSocket
     return guarded
 
 
+def request_ready(buf: bytearray | bytes, body_limit: int) -> bool:
+    """Whether the request at the start of ``buf`` may go to the HTTP parser now: its headers and its body
+    (``Content-Length`` up to ``body_limit``) are all in. Anything unusual goes at once, for h11 and the app to
+    judge as before: oversized headers, ``Transfer-Encoding``, ``Expect``, a repeated or odd ``Content-Length``,
+    a body over ``body_limit``. Only *when* bytes reach h11 depends on this, never how they are parsed."""
+    crlf, lf = buf.find(b"\r\n\r\n"), buf.find(b"\n\n")
+    ends = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
+    if not ends:
+        return len(buf) > HEADER_LIMIT
+    end = min(ends)
+    head = bytes(buf[:end]).lower()
+    if b"\ntransfer-encoding:" in head or b"\nexpect:" in head:
+        return True
+    lengths = _CONTENT_LENGTH.findall(head)
+    if head.count(b"\ncontent-length:") != len(lengths) or len(lengths) > 1:
+        return True
+    if not lengths:
+        return True  # no body
+    size = int(lengths[0])
+    return size > body_limit or len(buf) >= end + size
+
+
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol under a :class:`ConnectionGuard` (set as the class attribute ``guard``)."""
+    """uvicorn's h11 protocol under a :class:`ConnectionGuard` (set as the class attribute ``guard``).
+
+    A new request's bytes are held here until the whole request is in (:func:`request_ready`), then handed to
+    h11 at once: a stalled request never starts the app (which costs ~4x a stalled connection's accept and
+    close), and its read timeout, headers and body together, is one timer."""
 
     guard: ConnectionGuard
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.header_timer: asyncio.TimerHandle | None = None
-        self.partial = False  # bytes of a request arrived since the header timer started
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.partial = False  # bytes of a request arrived since the read timer started
+        self.held_bytes = bytearray()  # a request not complete yet
         self.guard_closing = False  # closed by the guard, connection_lost not run yet
         self.closed_by_server = False  # closed by the guard (evicted, timed out, refused): not the client's doing
 
@@ -246,47 +325,55 @@ class GuardedH11Protocol(H11Protocol):
         if not self.guard.admit(self):
             self.guard.close(self, self.guard.refusal)
             return
-        self._start_header_timer()
+        self._start_read_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.partial and self.read_timer is not None and not self.closed_by_server:
+            self.guard.client_gone(self)
         self.guard.lost(self)
-        self._stop_header_timer()
+        self._stop_read_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self.guard.touch(self)
-        if self.header_timer is None and self.waiting_for_request and not self.transport.is_closing():
-            self._start_header_timer()  # the first byte of a later request on a kept-alive connection
-        self.partial = True
+        if self.waiting_for_request:
+            if self.read_timer is None and not self.transport.is_closing():
+                self._start_read_timer()  # the first byte of a later request on a kept-alive connection
+            self.partial = True
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:  # bytes of a new request
+            self._unset_keepalive_if_required()
+            self.held_bytes += data
+            if not request_ready(self.held_bytes, self.guard.body_limit):
+                return
+            data, self.held_bytes = bytes(self.held_bytes), bytearray()
         super().data_received(data)
 
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
-        if self.cycle is not cycle:  # a request's headers are complete
-            self._stop_header_timer()
+        if self.cycle is not cycle or self.transport.is_closing():  # a request is in, or h11 refused it (400)
+            self._stop_read_timer()
+        if self.cycle is not cycle:
             self.cycle.scope[SCOPE_KEY] = self  # type: ignore[literal-required]  # the app asks closed_by_server
 
     def on_response_complete(self) -> None:
         self.guard.touch(self)
         super().on_response_complete()
 
-    def _start_header_timer(self) -> None:
-        self._stop_header_timer()
+    def _start_read_timer(self) -> None:
+        self._stop_read_timer()
         self.partial = False
-        self.header_timer = self.loop.call_later(self.guard.read_timeout, self._header_timeout)
+        self.read_timer = self.loop.call_later(self.guard.read_timeout, self._read_timeout)
 
-    def _stop_header_timer(self) -> None:
-        if self.header_timer is not None:
-            self.header_timer.cancel()
-            self.header_timer = None
+    def _stop_read_timer(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
 
-    def _header_timeout(self) -> None:
-        self.header_timer = None
-        if self.transport.is_closing() or not self.waiting_for_request:
-            return
-        self.guard.header_timeouts += 1
-        self.guard.close(self, self.guard.timeout_408 if self.partial else b"")
+    def _read_timeout(self) -> None:
+        self.read_timer = None
+        if not self.transport.is_closing() and self.waiting_for_request:
+            self.guard.time_out(self)
 
 
 def protocol_class(guard: ConnectionGuard) -> type[GuardedH11Protocol]:

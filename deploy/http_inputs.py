@@ -25,7 +25,7 @@ class ServeSettings:
     max_chars: int = 10_000
     max_body_bytes: int = 4 << 20
     max_history: int = 10_000
-    read_timeout: float = 10.0  # seconds for a request's headers (deploy.connections) and for its body (else 408)
+    read_timeout: float = 10.0  # seconds for a request (deploy.connections), again for a streamed body (else 408)
     warmup: bool = True
 
     def check(self) -> None:

@@ -88,7 +88,7 @@ class Metrics:
             self.model_errors += 1
 
     def count_client_disconnect(self) -> None:
-        """One request whose client hung up before its body arrived (not answered, not in requests_total)."""
+        """One request whose client hung up while the app read its body (not answered, not in requests_total)."""
         with self._lock:
             self.client_disconnects += 1
 
@@ -100,6 +100,7 @@ class Metrics:
     def render(self) -> str:
         """The whole exposition text."""
         p = PREFIX
+        guard = self.connections() if self.connections is not None else {}
         with self._lock:
             lines = [f"# HELP {p}_requests_total POST /predict requests by HTTP status.",
                      f"# TYPE {p}_requests_total counter"]
@@ -110,19 +111,19 @@ class Metrics:
                      "Texts not read whole (cut at max_seq_len tokens, or past max_windows windows or max_chars)."),
                     ("queue_full_total", self.rejected_queue_full, "Requests refused with 503 (queue full)."),
                     ("model_errors_total", self.model_errors, "Model calls that raised."),
-                    ("client_disconnects_total", self.client_disconnects,
-                     "Requests whose client hung up before the body arrived (not answered, not counted above).")):
+                    ("client_disconnects_total", self.client_disconnects + guard.get("client_disconnects", 0),
+                     "Requests whose client hung up before the whole request arrived (not in requests_total).")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} counter", f"{p}_{name} {value}"]
             for name, hist, text in (
                     ("batch_size", self.batch_size, "Texts per model call."),
                     ("request_latency_seconds", self.request_latency, "POST /predict latency."),
                     ("batch_latency_seconds", self.batch_latency, "Model call latency (tokenize + run).")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} histogram"] + hist.lines(f"{p}_{name}")
-        guard = self.connections() if self.connections is not None else {}
-        lines += [f"# HELP {p}_read_timeouts_total Requests whose headers or body did not arrive within "
-                  "--read-timeout (closed; 408 when a request had begun).",
+        lines += [f"# HELP {p}_read_timeouts_total Requests that did not arrive within --read-timeout: "
+                  'phase="request" held by the server until complete (headers and a body up to 64 KiB; closed, '
+                  '408 when begun), phase="body" a larger or chunked body the app was reading (408).',
                   f"# TYPE {p}_read_timeouts_total counter",
-                  f'{p}_read_timeouts_total{{phase="headers"}} {guard.get("header_timeouts", 0)}',
+                  f'{p}_read_timeouts_total{{phase="request"}} {guard.get("read_timeouts", 0)}',
                   f'{p}_read_timeouts_total{{phase="body"}} {self.body_timeouts}']
         if guard:
             for name, key, kind, text in (

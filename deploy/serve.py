@@ -8,10 +8,10 @@ One process serves the kind of model its export's manifest says. A tagger: ``POS
 "unknown", "fallback", "truncated"}`` (:mod:`deploy.recommender`); the other route answers 404.
 Both: ``GET /health`` (process up); ``GET /ready`` (model warmed up and batch worker running, else 503);
 ``GET /metrics`` (Prometheus text). Bad input gets a 4xx ``{"error": "..."}`` (415 a body not declared
-``application/json``, 408 a body slower than ``--read-timeout``) and never reaches a batch; a model call that
+``application/json``, 408 a request slower than ``--read-timeout``) and never reaches a batch; a model call that
 raises fails only the request that caused it (500). A full queue or a shutting-down server gets 503.
 Connections are bounded (:mod:`deploy.connections`): at most ``--max-connections`` open, idle or stalled ones
-closed first to make room, headers due within ``--read-timeout``. SIGTERM/SIGINT: stop accepting, finish
+closed first to make room, a request due within ``--read-timeout``. SIGTERM/SIGINT: stop accepting, finish
 in-flight and queued requests, exit 0.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from deploy import DeployError
 from deploy.batching import DynamicBatcher, QueueFullError, ShuttingDownError
 from deploy.cli import add_model_args, non_negative, positive, run_cli, setup_logging
 from deploy.connections import (
+    BODY_BUFFER,
     SCOPE_KEY,
     ConnectionGuard,
     RateLimitedLog,
@@ -304,7 +305,7 @@ def build_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_le
                  read_timeout: float | None = None) -> GracefulServer:
     """A :class:`GracefulServer` for ``app`` (not yet running), its connections bounded by a
     :class:`~deploy.connections.ConnectionGuard`: ``max_connections`` (default: what the descriptor limit
-    allows), ``read_timeout`` for request headers (default: the app's ``ServeSettings.read_timeout``), idle
+    allows), ``read_timeout`` for a request (default: the app's ``ServeSettings.read_timeout``), idle
     kept-alive connections closed after ``keep_alive_timeout``. Always the asyncio loop and the h11 protocol
     (the guard works at their level)."""
     service = getattr(getattr(app, "state", None), "service", None)
@@ -313,7 +314,8 @@ def build_server(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_le
     if max_connections is None:
         max_connections = default_max_connections()
     check_max_connections(max_connections)
-    guard = ConnectionGuard(max_connections, read_timeout)
+    guard = ConnectionGuard(max_connections, read_timeout,
+                            body_limit=service.settings.max_body_bytes if service is not None else BODY_BUFFER)
     if service is not None:
         service.metrics.connections = guard.stats
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
@@ -352,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graceful-timeout", type=float, default=30.0,
                         help="seconds to let in-flight requests finish on SIGTERM")
     parser.add_argument("--read-timeout", type=float, default=10.0,
-                        help="seconds for a request's headers, and again for its body (else 408 and closed)")
+                        help="seconds for a request to arrive (else closed, 408 when begun; a body over 64 KiB or "
+                             "chunked gets them again)")
     parser.add_argument("--keep-alive-timeout", type=float, default=5.0,
                         help="seconds an idle kept-alive connection stays open")
     parser.add_argument("--max-connections", type=non_negative, default=0,
