@@ -63,7 +63,7 @@ class Metrics:
         self.connections: Callable[[], dict[str, int]] | None = None
 
     def observe_request(self, status: int, seconds: float) -> None:
-        """One finished ``POST /predict`` with its HTTP status and latency."""
+        """One finished ``POST /predict`` or ``POST /recommend`` with its HTTP status and latency."""
         with self._lock:
             key = str(status)
             self.requests[key] = self.requests.get(key, 0) + 1
@@ -102,7 +102,7 @@ class Metrics:
         p = PREFIX
         guard = self.connections() if self.connections is not None else {}
         with self._lock:
-            lines = [f"# HELP {p}_requests_total POST /predict requests by HTTP status.",
+            lines = [f"# HELP {p}_requests_total POST /predict and /recommend requests by HTTP status.",
                      f"# TYPE {p}_requests_total counter"]
             lines += [f'{p}_requests_total{{status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
             for name, value, text in (
@@ -116,7 +116,7 @@ class Metrics:
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} counter", f"{p}_{name} {value}"]
             for name, hist, text in (
                     ("batch_size", self.batch_size, "Texts per model call."),
-                    ("request_latency_seconds", self.request_latency, "POST /predict latency."),
+                    ("request_latency_seconds", self.request_latency, "POST /predict and /recommend latency."),
                     ("batch_latency_seconds", self.batch_latency, "Model call latency (tokenize + run).")):
                 lines += [f"# HELP {p}_{name} {text}", f"# TYPE {p}_{name} histogram"] + hist.lines(f"{p}_{name}")
         lines += [f"# HELP {p}_read_timeouts_total Requests that did not arrive within --read-timeout: "
