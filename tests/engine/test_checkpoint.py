@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 import pytest
 from helpers import REPO, TINY_MODEL
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from paddle_tag.config import load_config
 from paddle_tag.data.labels import LabelSet
@@ -31,7 +31,22 @@ from paddle_tag.models import build_model
 from paddle_tag.models.backbones import ImageEncoder
 
 IDS = paddle.to_tensor([[101, 2608, 4495, 102, 0], [101, 791, 1921, 1921, 102]])
-LEGACY = Path(__file__).parent / "fixtures" / "checkpoints_before_format_1"
+LEGACY_FILES = Path(__file__).parent / "fixtures" / "checkpoints_before_format_1"
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory) -> Path:
+    """The three layouts written before ``checkpoint.json``: their config, label and JSON files as the old trainers
+    wrote them (kept in fixtures/), their weights made here with the exact tensor names and shapes those trainers
+    saved (``weights_layout.json``), so no model file is kept in git."""
+    root = tmp_path_factory.mktemp("legacy") / "checkpoints"
+    shutil.copytree(LEGACY_FILES, root, ignore=shutil.ignore_patterns("weights_layout.json"))
+    rng = np.random.default_rng(0)
+    for name, spec in json.loads((LEGACY_FILES / "weights_layout.json").read_text(encoding="utf-8")).items():
+        tensors = {key: rng.normal(0.0, 0.1, shape).astype(np.float32) for key, (shape, _) in spec["tensors"].items()}
+        tensors = {key: (np.abs(v) + 1.0 if key.endswith("_variance") else v) for key, v in tensors.items()}
+        save_file(tensors, str(root / name), metadata=spec["metadata"])
+    return root
 
 
 @pytest.fixture()
@@ -171,40 +186,40 @@ def test_a_damaged_manifest_or_unknown_kind_is_refused(parts, tmp_path):
         load_checkpoint(directory)
 
 
-def test_a_pretraining_checkpoint_is_not_loaded_as_a_tagger(tmp_path):
+def test_a_pretraining_checkpoint_is_not_loaded_as_a_tagger(legacy):
     with pytest.raises(ModelLoadError, match="is a simcse pretraining checkpoint: it has no tagging head"):
-        load_checkpoint(LEGACY / "simcse")
+        load_checkpoint(legacy / "simcse")
 
 
 # ------------------------------------------------- checkpoints written before checkpoint.json (one per old trainer)
 
-def test_old_tagger_checkpoint_loads_and_predicts():
-    assert checkpoint_kind(LEGACY / "text_tagging") == "text_tagging"
-    ckpt = load_checkpoint(LEGACY / "text_tagging")
+def test_old_tagger_checkpoint_loads_and_predicts(legacy):
+    assert checkpoint_kind(legacy / "text_tagging") == "text_tagging"
+    ckpt = load_checkpoint(legacy / "text_tagging")
     assert ckpt.tokenizer is not None and len(ckpt.labels) == 10 and ckpt.task == "multi_class"
     ids = paddle.to_tensor([ckpt.tokenizer.encode(["北京时间"])[0]])
     assert ckpt.model(ids).shape == [1, 10]
 
 
-def test_old_simcse_checkpoint_starts_a_fine_tuning_run(thucnews_small, tmp_path):
-    assert checkpoint_kind(LEGACY / "simcse") == "simcse"
+def test_old_simcse_checkpoint_starts_a_fine_tuning_run(legacy, thucnews_small, tmp_path):
+    assert checkpoint_kind(legacy / "simcse") == "simcse"
     config = load_config(REPO / "configs/text/thucnews_ernie_small.yaml", [
-        f"Model.pretrained={LEGACY / 'simcse'}", "Model.pooling=mean", f"Data.train_path={thucnews_small['train']}",
+        f"Model.pretrained={legacy / 'simcse'}", "Model.pooling=mean", f"Data.train_path={thucnews_small['train']}",
         f"Data.eval_path={thucnews_small['dev']}", "Data.test_path=null", "Data.max_seq_len=24",
         f"Global.output_dir={tmp_path / 'run'}", "Global.progress=false"])
     task = build_run(config).task
-    saved = load_file(str(LEGACY / "simcse" / "model.safetensors"))
+    saved = load_file(str(legacy / "simcse" / "model.safetensors"))
     loaded = {name: p.numpy() for name, p in task.model.encoder.state_dict().items()}
     assert saved.keys() <= loaded.keys() and all(np.array_equal(saved[k], loaded[k]) for k in saved)
 
 
-def test_old_image_pretraining_checkpoint_loads_its_backbone(tmp_path):
-    assert checkpoint_kind(LEGACY / "simclr") == "simclr"
+def test_old_image_pretraining_checkpoint_loads_its_backbone(legacy, tmp_path):
+    assert checkpoint_kind(legacy / "simclr") == "simclr"
     encoder = ImageEncoder("pplcnet_x0_25")
-    load_backbone(encoder, LEGACY / "simclr")
-    saved = load_file(str(LEGACY / "simclr" / "backbone.safetensors"))
+    load_backbone(encoder, legacy / "simclr")
+    saved = load_file(str(legacy / "simclr" / "backbone.safetensors"))
     assert all(np.array_equal(v, encoder.state_dict()[k].numpy()) for k, v in saved.items())
-    shutil.copytree(LEGACY / "simclr", tmp_path / "other")
+    shutil.copytree(legacy / "simclr", tmp_path / "other")
     with pytest.raises(ModelLoadError, match="holds a 'pplcnet_x0_25' backbone, but Model.name=resnet18"):
         load_backbone(ImageEncoder("resnet18"), tmp_path / "other")
     os.remove(tmp_path / "other" / "backbone.json")
