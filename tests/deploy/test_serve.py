@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from server_process import start_server
 
 from deploy.serve import ServeSettings, Service, parse_texts
 
@@ -247,32 +246,10 @@ def test_settings_are_checked():
     assert parse_texts(b'{"texts": ["a", "b"]}', ServeSettings()) == ["a", "b"]
 
 
-def _start_cli(args, env):
-    """Start ``python -m deploy.serve`` and read its stderr in a thread; return (proc, lines, port)."""
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.serve", *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    found = threading.Event()
-
-    def read():
-        for line in proc.stderr:
-            lines.append(line)
-            if "listening on http://" in line:
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    found.wait(60)
-    port = None
-    for line in lines:
-        if "listening on http://" in line:
-            port = int(line.split("listening on http://", 1)[1].split()[0].rsplit(":", 1)[1])
-    return proc, lines, port
-
-
 def test_serve_cli_sigterm_drains_and_exits_0(mc_export, child_env, client_cls, poll):
     """The real CLI in a subprocess: SIGTERM while requests wait for their batch → all 200, exit 0."""
-    proc, lines, port = _start_cli(["--model-dir", mc_export, "--port", 0, "--threads", 1,
-                                    "--max-wait-ms", 2000, "--max-batch-size", 64], child_env)
+    proc, lines, port = start_server(["--model-dir", mc_export, "--max-wait-ms", 2000, "--max-batch-size", 64],
+                                     child_env)
     try:
         assert port, "".join(lines)
         client = client_cls(port)
